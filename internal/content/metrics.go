@@ -1,0 +1,103 @@
+package content
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the content app's per-distribution metrics. Requests that
+// match no distribution (listings of partial base paths, 404s) are
+// labelled "-".
+type Metrics struct {
+	requests *prometheus.CounterVec
+	bytes    *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// NewMetrics registers the metrics with reg (nil: unregistered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pith_content_requests_total",
+			Help: "Content app requests by distribution base path and status class (2xx…5xx, or aborted)."},
+			[]string{"distribution", "status"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pith_content_response_bytes_total",
+			Help: "Response body bytes sent by the content app, by distribution base path."}, []string{"distribution"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pith_content_request_duration_seconds",
+			Help:    "Time from request to the end of the response, by distribution base path.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}},
+			[]string{"distribution"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.bytes, m.latency)
+	}
+	return m
+}
+
+// recorder notes what a response was, without hiding the writer's
+// optional interfaces: ReadFrom keeps sendfile, Unwrap keeps
+// http.ResponseController (flush, deadlines).
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	dist   string
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{r.ResponseWriter}, src)
+	}
+	r.bytes += n
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// observe records one finished (or aborted) request.
+func (m *Metrics) observe(r *recorder, start time.Time, aborted bool) {
+	if m == nil {
+		return
+	}
+	dist := r.dist
+	if dist == "" {
+		dist = "-"
+	}
+	status := "aborted"
+	if !aborted {
+		code := r.status
+		if code == 0 {
+			code = http.StatusOK
+		}
+		status = strconv.Itoa(code/100) + "xx"
+	}
+	m.requests.WithLabelValues(dist, status).Inc()
+	m.bytes.WithLabelValues(dist).Add(float64(r.bytes))
+	m.latency.WithLabelValues(dist).Observe(time.Since(start).Seconds())
+}

@@ -1,0 +1,414 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func sum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func TestStatusIsOpenAndComplete(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		res, err := http.Get(p.base + "/pulp/api/v3/status/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("status without auth: %d", res.StatusCode)
+		}
+		st := p.get("/pulp/api/v3/status/").json(t)
+		vers := map[string]string{}
+		for _, v := range st["versions"].([]any) {
+			m := v.(map[string]any)
+			vers[m["component"].(string)] = m["version"].(string)
+		}
+		if vers["core"] == "" || vers["file"] == "" {
+			t.Fatalf("versions: %v", st["versions"])
+		}
+		if st["database_connection"].(map[string]any)["connected"] != true {
+			t.Fatal("database not connected")
+		}
+		if n := len(st["online_workers"].([]any)); n != 2 {
+			t.Fatalf("online workers = %d, want 2", n)
+		}
+		if len(st["online_api_apps"].([]any)) != 1 || len(st["online_content_apps"].([]any)) != 1 {
+			t.Fatalf("apps: %v %v", st["online_api_apps"], st["online_content_apps"])
+		}
+		storage := st["storage"].(map[string]any)
+		if storage["total"].(float64) <= 0 || storage["free"].(float64) <= 0 {
+			t.Fatalf("storage: %v", storage)
+		}
+		cs := st["content_settings"].(map[string]any)
+		if cs["content_origin"] != p.base || cs["content_path_prefix"] != "/pulp/content/" {
+			t.Fatalf("content settings: %v", cs)
+		}
+		// Auth is required elsewhere; a bad password is a 401 with a challenge.
+		req, _ := http.NewRequest("GET", p.base+"/pulp/api/v3/tasks/", nil)
+		req.SetBasicAuth("admin", "wrong")
+		res, _ = http.DefaultClient.Do(req)
+		res.Body.Close()
+		if res.StatusCode != 401 || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Basic") {
+			t.Fatalf("bad password: %d %v", res.StatusCode, res.Header)
+		}
+		// The OpenAPI document is public and names Pulp's versions.
+		doc := p.get("/pulp/api/v3/docs/api.json").json(t)
+		info := doc["info"].(map[string]any)
+		if info["x-pulp-app-versions"].(map[string]any)["core"] != vers["core"] {
+			t.Fatalf("doc versions %v differ from status %v", info["x-pulp-app-versions"], vers)
+		}
+		if r := p.get("/metrics"); r.code != 200 || !bytes.Contains(r.body, []byte("pith_api_requests_total")) {
+			t.Fatalf("metrics: %d", r.code)
+		}
+	})
+}
+
+func TestArtifactUploadVerifiesDigests(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		data := randBytes(3000)
+		body, ct := multipartBody("file", data, "sha256", sum(data), "size", "3000")
+		r := p.do("POST", "/pulp/api/v3/artifacts/", body, ct)
+		if r.code != 201 {
+			t.Fatalf("upload: %d %s", r.code, r.body)
+		}
+		a := r.json(t)
+		if a["sha256"] != sum(data) || a["size"].(float64) != 3000 {
+			t.Fatalf("artifact: %v", a)
+		}
+		stored := filepath.Join(p.dataDir, "media", a["file"].(string))
+		if got, err := os.ReadFile(stored); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("stored file %s: %v", stored, err)
+		}
+		// The same bytes again: 400, nothing new.
+		body, ct = multipartBody("file", data)
+		if r := p.do("POST", "/pulp/api/v3/artifacts/", body, ct); r.code != 400 || !strings.Contains(string(r.body), "already exists") {
+			t.Fatalf("duplicate: %d %s", r.code, r.body)
+		}
+		before := filesUnder(t, filepath.Join(p.dataDir, "media", "artifact"))
+		other := randBytes(100)
+		for _, tc := range []struct {
+			fields []string
+			field  string
+		}{
+			{[]string{"sha256", sum(data)}, "sha256"},         // wrong digest
+			{[]string{"size", "99"}, "size"},                  // wrong size
+			{[]string{"md5", strings.Repeat("a", 32)}, "md5"}, // forbidden checksum
+			{[]string{"sha256", "xyz"}, "sha256"},             // not hex
+		} {
+			body, ct := multipartBody("file", other, tc.fields...)
+			r := p.do("POST", "/pulp/api/v3/artifacts/", body, ct)
+			if r.code != 400 || r.json(t)[tc.field] == nil {
+				t.Errorf("%v: %d %s", tc.fields, r.code, r.body)
+			}
+		}
+		body, ct = multipartBody("", nil, "sha256", sum(other))
+		if r := p.do("POST", "/pulp/api/v3/artifacts/", body, ct); r.code != 400 || r.json(t)["file"] == nil {
+			t.Errorf("missing file: %d %s", r.code, r.body)
+		}
+		if r := p.do("POST", "/pulp/api/v3/artifacts/", strings.NewReader("--x\r\ngarbage"), "multipart/form-data; boundary=x"); r.code != 400 {
+			t.Errorf("broken multipart: %d %s", r.code, r.body)
+		}
+		after := filesUnder(t, filepath.Join(p.dataDir, "media", "artifact"))
+		if len(after) != len(before) {
+			t.Fatalf("rejected uploads left files: %v", after)
+		}
+		if tmp := filesUnder(t, filepath.Join(p.dataDir, "media", "tmp")); len(tmp) != 0 {
+			t.Fatalf("temp files left: %v", tmp)
+		}
+		list := p.get("/pulp/api/v3/artifacts/?sha256=" + sum(data)).json(t)
+		if list["count"].(float64) != 1 {
+			t.Fatalf("filter by sha256: %v", list)
+		}
+		if list := p.get("/pulp/api/v3/artifacts/?sha256=" + sum(other)).json(t); list["count"].(float64) != 0 {
+			t.Fatalf("rejected upload is listed: %v", list)
+		}
+	})
+}
+
+func TestChunkedUploadAndCommit(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		data := randBytes(2500)
+		up := p.postJSON("/pulp/api/v3/uploads/", map[string]any{"size": len(data)})
+		if up.code != 201 {
+			t.Fatalf("create upload: %d %s", up.code, up.body)
+		}
+		href := up.json(t)["pulp_href"].(string)
+		put := func(start, end int, chunk []byte, sha string) resp {
+			fields := []string{}
+			if sha != "" {
+				fields = append(fields, "sha256", sha)
+			}
+			body, ct := multipartBody("file", chunk, fields...)
+			return p.do("PUT", href, body, ct, "Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, len(data)))
+		}
+		// Out of order, with per-chunk digests.
+		if r := put(1000, 2499, data[1000:], sum(data[1000:])); r.code != 200 {
+			t.Fatalf("chunk 2: %d %s", r.code, r.body)
+		}
+		// A chunk whose digest does not match is refused and changes nothing.
+		if r := put(0, 999, randBytes(1000), sum(data[:1000])); r.code != 400 {
+			t.Fatalf("bad chunk digest: %d %s", r.code, r.body)
+		}
+		// A chunk beyond the declared size is refused.
+		if r := put(2000, 3000, randBytes(1001), ""); r.code != 400 {
+			t.Fatalf("chunk beyond size: %d %s", r.code, r.body)
+		}
+		// Committing before all bytes arrived is refused.
+		if r := p.postJSON(href+"commit/", map[string]any{"sha256": sum(data)}); r.code != 400 {
+			t.Fatalf("incomplete commit: %d %s", r.code, r.body)
+		}
+		if r := put(0, 999, data[:1000], ""); r.code != 200 {
+			t.Fatalf("chunk 1: %d %s", r.code, r.body)
+		}
+		detail := p.get(href).json(t)
+		if len(detail["chunks"].([]any)) != 2 {
+			t.Fatalf("chunks: %v", detail["chunks"])
+		}
+		// Wrong whole-file digest: 400, and the upload is still there.
+		if r := p.postJSON(href+"commit/", map[string]any{"sha256": sum([]byte("x"))}); r.code != 400 {
+			t.Fatalf("wrong commit digest: %d %s", r.code, r.body)
+		}
+		if r := p.get(href); r.code != 200 {
+			t.Fatalf("upload gone after failed commit: %d", r.code)
+		}
+		if n := len(filesUnder(t, filepath.Join(p.dataDir, "media", "artifact"))); n != 0 {
+			t.Fatalf("failed commit left %d artifact files", n)
+		}
+		r := p.postJSON(href+"commit/", map[string]any{"sha256": sum(data)})
+		if r.code != 202 {
+			t.Fatalf("commit: %d %s", r.code, r.body)
+		}
+		task := p.waitTask(r.json(t)["task"].(string))
+		if task["state"] != "completed" {
+			t.Fatalf("commit task: %v", task)
+		}
+		created := task["created_resources"].([]any)
+		if len(created) != 1 || !strings.HasPrefix(created[0].(string), "/pulp/api/v3/artifacts/") {
+			t.Fatalf("created_resources: %v", created)
+		}
+		a := p.get(created[0].(string)).json(t)
+		if a["sha256"] != sum(data) || a["size"].(float64) != 2500 {
+			t.Fatalf("artifact: %v", a)
+		}
+		if got, _ := os.ReadFile(filepath.Join(p.dataDir, "media", a["file"].(string))); !bytes.Equal(got, data) {
+			t.Fatal("committed bytes differ")
+		}
+		if r := p.get(href); r.code != 404 {
+			t.Fatalf("upload still exists after commit: %d", r.code)
+		}
+	})
+}
+
+func sleepTask(t *testing.T, p *instance, seconds float64, exclusive ...string) string {
+	t.Helper()
+	body := map[string]any{"seconds": seconds}
+	if len(exclusive) > 0 {
+		body["exclusive_resources"] = exclusive
+	}
+	r := p.postJSON("/pulp/api/v3/testing/sleep/", body)
+	if r.code != 202 {
+		t.Fatalf("dispatch sleep: %d %s", r.code, r.body)
+	}
+	return r.json(t)["task"].(string)
+}
+
+func TestTaskListFilterCancelDelete(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		done := sleepTask(t, p, 0, "res-a")
+		p.waitState(done, "completed")
+		long := sleepTask(t, p, 60, "res-b")
+		p.waitState(long, "running")
+		blocked := sleepTask(t, p, 60, "res-b") // waits behind long: same resource
+		time.Sleep(200 * time.Millisecond)
+		if st := p.get(blocked).json(t)["state"]; st != "waiting" {
+			t.Fatalf("conflicting task must wait, is %v", st)
+		}
+		count := func(q string) float64 {
+			t.Helper()
+			r := p.get("/pulp/api/v3/tasks/?" + q)
+			if r.code != 200 {
+				t.Fatalf("list %s: %d %s", q, r.code, r.body)
+			}
+			return r.json(t)["count"].(float64)
+		}
+		if n := count("state=completed"); n != 1 {
+			t.Errorf("state=completed: %v", n)
+		}
+		if n := count("state__in=running,waiting"); n != 2 {
+			t.Errorf("state__in: %v", n)
+		}
+		if n := count("name__contains=test.sleep"); n != 3 {
+			t.Errorf("name__contains: %v", n)
+		}
+		if n := count("reserved_resources=res-b"); n != 2 {
+			t.Errorf("reserved_resources: %v", n)
+		}
+		if n := count("exclusive_resources=res-a"); n != 1 {
+			t.Errorf("exclusive_resources: %v", n)
+		}
+		if n := count("shared_resources=res-a"); n != 0 {
+			t.Errorf("shared_resources: %v", n)
+		}
+		if n := count("started_at__gte=2000-01-01T00:00:00Z&ordering=-started_at"); n != 2 {
+			t.Errorf("started_at__gte: %v", n)
+		}
+		if r := p.get("/pulp/api/v3/tasks/?started_at__gte=yesterday"); r.code != 400 {
+			t.Errorf("bad datetime filter: %d", r.code)
+		}
+		// Cancel the running task: it stops promptly and the waiting one runs.
+		start := time.Now()
+		r := p.patchJSON(long, map[string]any{"state": "canceled"})
+		if r.code != 200 {
+			t.Fatalf("cancel: %d %s", r.code, r.body)
+		}
+		p.waitState(long, "canceled")
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("cancel took %s", d)
+		}
+		p.waitState(blocked, "running")
+		if r := p.patchJSON(blocked, map[string]any{"state": "running"}); r.code != 400 {
+			t.Fatalf("cancel with another state: %d %s", r.code, r.body)
+		}
+		if r := p.patchJSON(blocked, map[string]any{"state": "canceled"}); r.code != 200 {
+			t.Fatalf("cancel 2: %d", r.code)
+		}
+		p.waitState(blocked, "canceled")
+		// Canceling a finished task is a conflict; deleting it works.
+		if r := p.patchJSON(done, map[string]any{"state": "canceled"}); r.code != 409 {
+			t.Fatalf("cancel finished: %d %s", r.code, r.body)
+		}
+		waiting := sleepTask(t, p, 60, "res-c")
+		p.waitState(waiting, "running")
+		if r := p.do("DELETE", waiting, nil, ""); r.code != 409 {
+			t.Fatalf("delete running task: %d", r.code)
+		}
+		p.patchJSON(waiting, map[string]any{"state": "canceled"})
+		p.waitState(waiting, "canceled")
+		if r := p.do("DELETE", done, nil, ""); r.code != 204 {
+			t.Fatalf("delete: %d", r.code)
+		}
+		if r := p.get(done); r.code != 404 {
+			t.Fatalf("deleted task still readable: %d", r.code)
+		}
+	})
+}
+
+func TestOrphanCleanupDeletesFiles(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		data := randBytes(500)
+		body, ct := multipartBody("file", data)
+		a := p.do("POST", "/pulp/api/v3/artifacts/", body, ct).json(t)
+		path := filepath.Join(p.dataDir, "media", a["file"].(string))
+		// A protection time keeps the new orphan.
+		r := p.postJSON("/pulp/api/v3/orphans/cleanup/", map[string]any{"orphan_protection_time": 10})
+		if task := p.waitTask(r.json(t)["task"].(string)); task["state"] != "completed" {
+			t.Fatalf("cleanup: %v", task)
+		}
+		if _, err := os.Stat(path); err != nil {
+			t.Fatal("protected artifact was deleted")
+		}
+		if r := p.postJSON("/pulp/api/v3/orphans/cleanup/", map[string]any{"content_hrefs": []string{}}); r.code != 400 {
+			t.Fatalf("empty content_hrefs: %d", r.code)
+		}
+		r = p.postJSON("/pulp/api/v3/orphans/cleanup/", map[string]any{"orphan_protection_time": 0})
+		task := p.waitTask(r.json(t)["task"].(string))
+		if task["state"] != "completed" {
+			t.Fatalf("cleanup: %v", task)
+		}
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Fatalf("artifact file survives cleanup: %v", err)
+		}
+		if r := p.get(a["pulp_href"].(string)); r.code != 404 {
+			t.Fatalf("artifact row survives cleanup: %d", r.code)
+		}
+	})
+}
+
+func TestKillDuringTaskAndUpload(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		task := sleepTask(t, p, 60, "res-kill")
+		p.waitState(task, "running")
+		// An upload whose body is still streaming when the process dies.
+		pr, pw := io.Pipe()
+		go func() {
+			pw.Write([]byte("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n"))
+			pw.Write(randBytes(1 << 20))
+		}()
+		go func() {
+			req, _ := http.NewRequest("POST", p.base+"/pulp/api/v3/artifacts/", pr)
+			req.SetBasicAuth("admin", password)
+			req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}()
+		time.Sleep(300 * time.Millisecond)
+		p.kill()
+		pw.Close()
+		p.start()
+		got := p.get(task).json(t)
+		if p.dbURL != "" {
+			// On PostgreSQL another process would notice the silent worker
+			// after the TTL; the restarted one does.
+			got = p.waitState(task, "failed")
+		}
+		if got["state"] != "failed" || !strings.Contains(fmt.Sprint(got["error"]), "gone missing") {
+			t.Fatalf("interrupted task: %v", got)
+		}
+		// Its lock is free: a task on the same resource runs.
+		next := sleepTask(t, p, 0, "res-kill")
+		if st := p.waitTask(next)["state"]; st != "completed" {
+			t.Fatalf("next task: %v", st)
+		}
+		if n := p.get("/pulp/api/v3/artifacts/").json(t)["count"].(float64); n != 0 {
+			t.Fatalf("half-uploaded artifact visible: %v", n)
+		}
+		if files := filesUnder(t, filepath.Join(p.dataDir, "media")); len(files) != 0 {
+			t.Fatalf("files left after crash and restart: %v", files)
+		}
+	})
+}
+
+func TestSignals(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		// SIGTERM lets the running task finish.
+		task := sleepTask(t, p, 1.5)
+		p.waitState(task, "running")
+		p.signal(syscall.SIGTERM)
+		p.waitExit(20 * time.Second)
+		p.start()
+		if st := p.get(task).json(t); st["state"] != "completed" {
+			t.Fatalf("after SIGTERM: %v", st)
+		}
+		// SIGINT cancels it.
+		task = sleepTask(t, p, 60)
+		p.waitState(task, "running")
+		p.signal(syscall.SIGINT)
+		p.waitExit(20 * time.Second)
+		p.start()
+		st := p.get(task).json(t)
+		if st["state"] != "failed" || !strings.Contains(fmt.Sprint(st["error"]), "Aborted during worker shutdown") {
+			t.Fatalf("after SIGINT: %v", st)
+		}
+	})
+}

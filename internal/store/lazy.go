@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// LinkRepositoryRemote records that remote syncs content into repository.
+func (s *Store) LinkRepositoryRemote(ctx context.Context, repositoryID, remoteID string) error {
+	_, err := s.Exec(ctx, `INSERT INTO repository_remotes (repository_id, remote_id, created) VALUES ($1, $2, $3)
+		ON CONFLICT DO NOTHING`, repositoryID, remoteID, Now())
+	if err != nil {
+		return fmt.Errorf("store: link repository %s to remote %s: %w", repositoryID, remoteID, err)
+	}
+	return nil
+}
+
+// LazySource is a remote artifact the content app may fetch from.
+type LazySource struct {
+	RemoteArtifactID string
+	RemoteID         string
+	Policy           string
+	URL              string
+	Size             int64 // -1: unknown
+	SHA256           string
+	// Own is true for the repository's current remote, tried first.
+	Own bool
+	// FailedAt is when the source last sent wrong bytes (Unix µs), or 0.
+	FailedAt int64
+}
+
+// LazySources lists where the content artifact's bytes may be fetched,
+// best first.
+// With repositoryID set only the repository's current remote and remotes
+// that synced into it qualify; "" allows every remote (Pulp's domain-wide
+// behaviour).
+func (s *Store) LazySources(ctx context.Context, contentArtifactID, repositoryID string) ([]LazySource, error) {
+	q := `SELECT ra.id, ra.remote_id, r.policy, ra.url, COALESCE(ra.size, -1), COALESCE(ra.sha256, ''),
+			COALESCE(rp.remote_id = ra.remote_id, FALSE), COALESCE(ra.failed_at, 0)
+		FROM remote_artifacts ra JOIN remotes r ON r.id = ra.remote_id
+		LEFT JOIN repositories rp ON rp.id = $2
+		WHERE ra.content_artifact_id = $1`
+	if repositoryID != "" {
+		q += ` AND (rp.remote_id = ra.remote_id OR EXISTS (SELECT 1 FROM repository_remotes rr
+			WHERE rr.repository_id = $2 AND rr.remote_id = ra.remote_id))`
+	}
+	q += ` ORDER BY 7 DESC, ra.created, ra.id`
+	rows, err := s.Query(ctx, q, contentArtifactID, repositoryID)
+	if err != nil {
+		return nil, fmt.Errorf("store: lazy sources of %s: %w", contentArtifactID, err)
+	}
+	defer rows.Close()
+	var out []LazySource
+	for rows.Next() {
+		var l LazySource
+		if err := rows.Scan(&l.RemoteArtifactID, &l.RemoteID, &l.Policy, &l.URL, &l.Size, &l.SHA256, &l.Own, &l.FailedAt); err != nil {
+			return nil, fmt.Errorf("store: lazy sources of %s: %w", contentArtifactID, err)
+		}
+		l.SHA256 = strings.ToLower(l.SHA256)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: lazy sources of %s: %w", contentArtifactID, err)
+	}
+	return out, nil
+}
+
+// MarkRemoteArtifactFailed starts a remote artifact's cooldown: it served
+// bytes that did not match, so other processes skip it too.
+func (s *Store) MarkRemoteArtifactFailed(ctx context.Context, remoteArtifactID string, at int64) error {
+	if _, err := s.Exec(ctx, `UPDATE remote_artifacts SET failed_at = $2 WHERE id = $1`, remoteArtifactID, at); err != nil {
+		return fmt.Errorf("store: mark remote artifact %s failed: %w", remoteArtifactID, err)
+	}
+	return nil
+}
+
+// AttachArtifact records a committed artifact and links it to every
+// content artifact still waiting for those bytes (known by a remote
+// artifact with the same sha256). It returns the stored artifact row.
+func (s *Store) AttachArtifact(ctx context.Context, a *Artifact) (*Artifact, error) {
+	stored, err := s.InsertArtifacts(ctx, []*Artifact{a})
+	if err != nil {
+		return nil, err
+	}
+	art := stored[0]
+	_, err = s.Exec(ctx, `UPDATE content_artifacts SET artifact_id = $1, last_updated = $3
+		WHERE artifact_id IS NULL AND id IN (SELECT content_artifact_id FROM remote_artifacts WHERE sha256 = $2)`,
+		art.ID, art.SHA256, Now())
+	if err != nil {
+		return nil, fmt.Errorf("store: attach artifact %s: %w", art.SHA256, err)
+	}
+	return art, nil
+}
+
+// LazyLease is a claim on fetching one artifact.
+type LazyLease struct {
+	SHA256, Owner, Spool string
+	Size                 int64
+	Expires              int64
+}
+
+// AcquireLazyLease claims the fetch of sha256 for owner until expires. If
+// another owner holds an unexpired lease, that lease is returned with
+// ok=false.
+func (s *Store) AcquireLazyLease(ctx context.Context, l LazyLease) (held LazyLease, ok bool, err error) {
+	err = s.InTx(ctx, func(tx *Tx) error {
+		var cur LazyLease
+		err := tx.QueryRow(ctx, `SELECT sha256, owner, spool, size, expires FROM lazy_fetches WHERE sha256 = $1`+s.forUpdate(), l.SHA256).
+			Scan(&cur.SHA256, &cur.Owner, &cur.Spool, &cur.Size, &cur.Expires)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err = tx.Exec(ctx, `INSERT INTO lazy_fetches (sha256, owner, spool, size, expires) VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT (sha256) DO NOTHING`, l.SHA256, l.Owner, l.Spool, l.Size, l.Expires)
+			if err != nil {
+				return err
+			}
+			held, ok = l, true
+			return nil
+		case err != nil:
+			return err
+		case cur.Owner != l.Owner && cur.Expires > Now():
+			held, ok = cur, false
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE lazy_fetches SET owner = $2, spool = $3, size = $4, expires = $5 WHERE sha256 = $1`,
+			l.SHA256, l.Owner, l.Spool, l.Size, l.Expires)
+		held, ok = l, err == nil
+		return err
+	})
+	if err != nil {
+		return LazyLease{}, false, fmt.Errorf("store: acquire lazy lease %s: %w", l.SHA256, err)
+	}
+	return held, ok, nil
+}
+
+// UpdateLazyLease sets the spool and expiry of owner's lease.
+func (s *Store) UpdateLazyLease(ctx context.Context, l LazyLease) error {
+	if _, err := s.Exec(ctx, `UPDATE lazy_fetches SET spool = $3, size = $4, expires = $5 WHERE sha256 = $1 AND owner = $2`,
+		l.SHA256, l.Owner, l.Spool, l.Size, l.Expires); err != nil {
+		return fmt.Errorf("store: update lazy lease %s: %w", l.SHA256, err)
+	}
+	return nil
+}
+
+// ReleaseLazyLease drops owner's lease on sha256.
+func (s *Store) ReleaseLazyLease(ctx context.Context, sha256, owner string) error {
+	if _, err := s.Exec(ctx, `DELETE FROM lazy_fetches WHERE sha256 = $1 AND owner = $2`, sha256, owner); err != nil {
+		return fmt.Errorf("store: release lazy lease %s: %w", sha256, err)
+	}
+	return nil
+}
+
+// GetLazyLease reads the lease on sha256, or ErrNotFound.
+func (s *Store) GetLazyLease(ctx context.Context, sha256 string) (LazyLease, error) {
+	var l LazyLease
+	err := s.QueryRow(ctx, `SELECT sha256, owner, spool, size, expires FROM lazy_fetches WHERE sha256 = $1`, sha256).
+		Scan(&l.SHA256, &l.Owner, &l.Spool, &l.Size, &l.Expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, ErrNotFound
+	}
+	if err != nil {
+		return l, fmt.Errorf("store: read lazy lease %s: %w", sha256, err)
+	}
+	return l, nil
+}
+
+// forUpdate locks selected rows on PostgreSQL; SQLite transactions are
+// already serialized by the store's writer lock.
+func (s *Store) forUpdate() string {
+	if s.dialect.name() == "postgres" {
+		return ` FOR UPDATE`
+	}
+	return ""
+}

@@ -1,0 +1,13 @@
+INSERT INTO row_counts (table_name, n) VALUES ('content', 0), ('remotes', 0), ('repositories', 0), ('repository_versions', 0), ('publications', 0), ('distributions', 0);
+CREATE TRIGGER content_count_ins AFTER INSERT ON content REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pith_count_inserted();
+CREATE TRIGGER content_count_del AFTER DELETE ON content REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pith_count_deleted();
+CREATE TRIGGER remotes_count_ins AFTER INSERT ON remotes REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pith_count_inserted();
+CREATE TRIGGER remotes_count_del AFTER DELETE ON remotes REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pith_count_deleted();
+CREATE TRIGGER repositories_count_ins AFTER INSERT ON repositories REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pith_count_inserted();
+CREATE TRIGGER repositories_count_del AFTER DELETE ON repositories REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pith_count_deleted();
+CREATE TRIGGER repository_versions_count_ins AFTER INSERT ON repository_versions REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pith_count_inserted();
+CREATE TRIGGER repository_versions_count_del AFTER DELETE ON repository_versions REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pith_count_deleted();
+CREATE TRIGGER publications_count_ins AFTER INSERT ON publications REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pith_count_inserted();
+CREATE TRIGGER publications_count_del AFTER DELETE ON publications REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pith_count_deleted();
+CREATE TRIGGER distributions_count_ins AFTER INSERT ON distributions REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pith_count_inserted();
+CREATE TRIGGER distributions_count_del AFTER DELETE ON distributions REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pith_count_deleted();

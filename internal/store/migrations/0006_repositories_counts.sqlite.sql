@@ -1,0 +1,13 @@
+INSERT INTO row_counts (table_name, n) VALUES ('content', 0), ('remotes', 0), ('repositories', 0), ('repository_versions', 0), ('publications', 0), ('distributions', 0);
+CREATE TRIGGER content_count_ins AFTER INSERT ON content BEGIN UPDATE row_counts SET n = n + 1 WHERE table_name = 'content'; END;
+CREATE TRIGGER content_count_del AFTER DELETE ON content BEGIN UPDATE row_counts SET n = n - 1 WHERE table_name = 'content'; END;
+CREATE TRIGGER remotes_count_ins AFTER INSERT ON remotes BEGIN UPDATE row_counts SET n = n + 1 WHERE table_name = 'remotes'; END;
+CREATE TRIGGER remotes_count_del AFTER DELETE ON remotes BEGIN UPDATE row_counts SET n = n - 1 WHERE table_name = 'remotes'; END;
+CREATE TRIGGER repositories_count_ins AFTER INSERT ON repositories BEGIN UPDATE row_counts SET n = n + 1 WHERE table_name = 'repositories'; END;
+CREATE TRIGGER repositories_count_del AFTER DELETE ON repositories BEGIN UPDATE row_counts SET n = n - 1 WHERE table_name = 'repositories'; END;
+CREATE TRIGGER repository_versions_count_ins AFTER INSERT ON repository_versions BEGIN UPDATE row_counts SET n = n + 1 WHERE table_name = 'repository_versions'; END;
+CREATE TRIGGER repository_versions_count_del AFTER DELETE ON repository_versions BEGIN UPDATE row_counts SET n = n - 1 WHERE table_name = 'repository_versions'; END;
+CREATE TRIGGER publications_count_ins AFTER INSERT ON publications BEGIN UPDATE row_counts SET n = n + 1 WHERE table_name = 'publications'; END;
+CREATE TRIGGER publications_count_del AFTER DELETE ON publications BEGIN UPDATE row_counts SET n = n - 1 WHERE table_name = 'publications'; END;
+CREATE TRIGGER distributions_count_ins AFTER INSERT ON distributions BEGIN UPDATE row_counts SET n = n + 1 WHERE table_name = 'distributions'; END;
+CREATE TRIGGER distributions_count_del AFTER DELETE ON distributions BEGIN UPDATE row_counts SET n = n - 1 WHERE table_name = 'distributions'; END;

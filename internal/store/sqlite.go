@@ -1,0 +1,101 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+var registerSQLiteFuncs sync.Once
+
+// regexCache keeps compiled patterns; filters reuse the same few patterns
+// across many rows.
+var regexCache sync.Map
+
+func sqliteRegexp(pattern, s string) (bool, error) {
+	if v, ok := regexCache.Load(pattern); ok {
+		return v.(*regexp.Regexp).MatchString(s), nil
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return false, err
+	}
+	regexCache.Store(pattern, re)
+	return re.MatchString(s), nil
+}
+
+func openSQLite(ctx context.Context, url, dataDir string) (*Store, error) {
+	registerSQLiteFuncs.Do(func() {
+		sqlite.MustRegisterDeterministicScalarFunction("regexp", 2, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			p, _ := args[0].(string)
+			var s string
+			switch v := args[1].(type) {
+			case string:
+				s = v
+			case []byte:
+				s = string(v)
+			case nil:
+				return false, nil
+			default:
+				s = fmt.Sprint(v)
+			}
+			return sqliteRegexp(p, s)
+		})
+	})
+	path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "file:")
+	if path == "" {
+		if err := os.MkdirAll(dataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: create data dir: %w", err)
+		}
+		path = filepath.Join(dataDir, "pith.db")
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+		"&_pragma=synchronous(NORMAL)&_pragma=case_sensitive_like(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	return &Store{db: db, dialect: sqliteDialect{}, writeMu: &sync.Mutex{}}, nil
+}
+
+type sqliteDialect struct{}
+
+func (sqliteDialect) name() string { return "sqlite" }
+
+func (sqliteDialect) regexOp(col, p string, ci bool) string {
+	if ci {
+		return col + " REGEXP ('(?i)' || " + p + ")"
+	}
+	return col + " REGEXP " + p
+}
+
+func (sqliteDialect) isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code()
+		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+func (sqliteDialect) listen(context.Context, string) (<-chan string, error) { return nil, nil }
+
+func (sqliteDialect) notify(context.Context, querier, string, string) error { return nil }
+
+func (sqliteDialect) close() error { return nil }

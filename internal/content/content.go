@@ -281,7 +281,14 @@ type file struct {
 	added             int64
 }
 
-const membership = `rc.repository_id = $2 AND rc.version_added <= $3 AND (rc.version_removed IS NULL OR rc.version_removed > $3)`
+// membershipFrom is the condition that rc is in version number $n+1 of
+// repository $n.
+func membershipFrom(n int) string {
+	return fmt.Sprintf(`rc.repository_id = $%d AND rc.version_added <= $%d AND (rc.version_removed IS NULL OR rc.version_removed > $%d)`, n, n+1, n+1)
+}
+
+// membership is membershipFrom(2), computed once.
+var membership = membershipFrom(2)
 
 // lookup finds what a publication serves at rel: published files first,
 // then pass-through content of its version.
@@ -299,9 +306,12 @@ func (h *Handler) lookup(ctx context.Context, pub *publication, rel string) (*fi
 	if !pub.passThrough {
 		return nil, nil
 	}
+	// CROSS JOIN keeps SQLite's join order: from the path (a few rows in
+	// the whole database) to its membership, never through the
+	// repository's units, whose number is the repository's size.
 	err = h.Store.QueryRow(ctx, `SELECT ca.artifact_id, ca.id, rc.created FROM content_artifacts ca
-		JOIN repository_content rc ON rc.content_id = ca.content_id
-		WHERE ca.relative_path = $1 AND `+membership+` LIMIT 1`, rel, pub.repoID, pub.number).Scan(&f.artifactID, &f.contentArtifactID, &f.added)
+		CROSS JOIN repository_content rc
+		WHERE rc.content_id = ca.content_id AND ca.relative_path = $1 AND `+membership+` LIMIT 1`, rel, pub.repoID, pub.number).Scan(&f.artifactID, &f.contentArtifactID, &f.added)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

@@ -12,7 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"path"
+	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,7 @@ type Handler struct {
 	snap   atomic.Pointer[snapshot]
 	loadMu sync.Mutex
 	paths  *pathCache
+	files  *openFiles
 	// Lazy serves content whose bytes are not stored yet (on_demand and
 	// streamed remotes); nil answers such requests with 404.
 	Lazy *lazy.Fetcher
@@ -71,7 +73,7 @@ func NewHandler(s *store.Store, be storage.Backend, prefix string, log *slog.Log
 	}
 	return &Handler{Store: s, Storage: be, Prefix: prefix, Log: log,
 		CacheControl: "public, max-age=86400", MetadataCacheControl: "public, max-age=60",
-		paths: newPathCache(DefaultPathCacheSize)}
+		paths: newPathCache(DefaultPathCacheSize), files: newOpenFiles(DefaultOpenFiles)}
 }
 
 // maxPath bounds request paths; longer ones are not content.
@@ -159,6 +161,22 @@ type distribution struct {
 	guardID      sql.NullString
 	remoteID     sql.NullString // pull-through: fetch what the publication lacks
 	repoID       sql.NullString
+	// cacheControl, if set, replaces the server's Cache-Control for
+	// everything the distribution serves.
+	cacheControl string
+}
+
+// cacheControl is the Cache-Control of a file of d: the distribution's
+// own, or the server's for artifacts or for metadata (short, so clients
+// see new publications quickly).
+func (h *Handler) cacheControl(d *distribution, metadata bool) string {
+	switch {
+	case d != nil && d.cacheControl != "":
+		return d.cacheControl
+	case metadata:
+		return h.MetadataCacheControl
+	}
+	return h.CacheControl
 }
 
 // serve routes a cleaned path: distribution lookup by longest base-path
@@ -201,7 +219,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p string, matche
 		if dir != "" {
 			dir += "/"
 		}
-		return h.serveDirectory(w, r, pub, dir)
+		return h.serveDirectory(w, r, d, pub, dir)
 	}
 	return h.serveFile(w, r, snap, d, pub, rel)
 }
@@ -279,6 +297,9 @@ type file struct {
 	artifactID        *string
 	contentArtifactID *string
 	added             int64
+	// metadata: written by the publication (PULP_MANIFEST, say), not
+	// content.
+	metadata bool
 }
 
 // membershipFrom is the condition that rc is in version number $n+1 of
@@ -294,9 +315,9 @@ var membership = membershipFrom(2)
 // then pass-through content of its version.
 func (h *Handler) lookup(ctx context.Context, pub *publication, rel string) (*file, error) {
 	f := &file{}
-	err := h.Store.QueryRow(ctx, `SELECT COALESCE(pa.artifact_id, ca.artifact_id), pa.content_artifact_id, pa.created FROM published_artifacts pa
-		LEFT JOIN content_artifacts ca ON ca.id = pa.content_artifact_id WHERE pa.publication_id = $1 AND pa.relative_path = $2`,
-		pub.id, rel).Scan(&f.artifactID, &f.contentArtifactID, &f.added)
+	err := h.Store.QueryRow(ctx, `SELECT COALESCE(pa.artifact_id, ca.artifact_id), pa.content_artifact_id, pa.created, pa.artifact_id IS NOT NULL
+		FROM published_artifacts pa LEFT JOIN content_artifacts ca ON ca.id = pa.content_artifact_id WHERE pa.publication_id = $1 AND pa.relative_path = $2`,
+		pub.id, rel).Scan(&f.artifactID, &f.contentArtifactID, &f.added, &f.metadata)
 	if err == nil {
 		return f, nil
 	}
@@ -325,7 +346,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapsh
 	ctx := r.Context()
 	key := pathKey(pub.id, rel)
 	if cf := h.paths.get(key); cf != nil {
-		err := h.serveArtifact(w, r, cf.artifact, rel, cf.added)
+		err := h.serveArtifact(w, r, cf.artifact, rel, cf.added, h.cacheControl(d, cf.metadata))
 		var he *httpError
 		if !errors.As(err, &he) || !he.gone {
 			return err
@@ -375,8 +396,8 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapsh
 	if err != nil {
 		return err
 	}
-	h.paths.put(key, &cachedFile{artifact: a, added: f.added, contentArtifactID: f.contentArtifactID})
-	err = h.serveArtifact(w, r, a, rel, f.added)
+	h.paths.put(key, &cachedFile{artifact: a, added: f.added, contentArtifactID: f.contentArtifactID, metadata: f.metadata})
+	err = h.serveArtifact(w, r, a, rel, f.added, h.cacheControl(d, f.metadata))
 	var he *httpError
 	if errors.As(err, &he) && he.gone {
 		h.paths.drop(key)
@@ -464,39 +485,86 @@ func (h *Handler) addACSSources(ctx context.Context, req *lazy.Request, contentA
 	return nil
 }
 
-// serveArtifact sends a stored artifact with full HTTP semantics. A file
-// that is missing or of the wrong size is an error, never wrong bytes.
-func (h *Handler) serveArtifact(w http.ResponseWriter, r *http.Request, a *store.Artifact, rel string, added int64) error {
+// serveArtifact sends a stored artifact with full HTTP semantics and the
+// given Cache-Control. A file that is missing or of the wrong size is an
+// error, never wrong bytes.
+func (h *Handler) serveArtifact(w http.ResponseWriter, r *http.Request, a *store.Artifact, rel string, added int64, cacheControl string) error {
 	ctx := r.Context()
 	lf, ok := h.Storage.(storage.LocalFiler)
 	if !ok {
 		return fmt.Errorf("storage backend cannot open local files")
 	}
+	var content io.ReadSeeker
+	if a.Size <= maxKeptSize && h.files != nil {
+		k, err := h.keptFile(ctx, lf, a)
+		if err != nil {
+			return err
+		}
+		defer h.files.release(k)
+		content = &preadFile{*io.NewSectionReader(k.f, 0, a.Size)}
+	} else {
+		fh, err := lf.OpenFile(ctx, a.File)
+		if err != nil {
+			return h.openFailed(a, err)
+		}
+		defer fh.Close()
+		st, err := fh.Stat()
+		if err != nil {
+			return fmt.Errorf("stat artifact %s: %w", a.SHA256, err)
+		}
+		if !current(st, a.Size) {
+			return h.damaged(a, st.Size())
+		}
+		content = fh // *os.File: ServeContent's copy uses sendfile
+	}
+	hdr := w.Header()
+	hdr["Content-Type"] = []string{ContentType(rel)}
+	hdr["Etag"] = []string{`"` + a.SHA256 + `"`}
+	hdr["Cache-Control"] = []string{cacheControl}
+	hdr["X-Pulp-Artifact-Size"] = []string{strconv.FormatInt(a.Size, 10)}
+	// ServeContent handles Range (single and multiple), If-None-Match,
+	// If-Modified-Since, If-Range, HEAD and 416.
+	http.ServeContent(w, r, rel, store.Time(added).Truncate(time.Second), content)
+	return nil
+}
+
+// keptFile returns the open file of a small artifact, checked against
+// the storage (see files.go), referenced.
+func (h *Handler) keptFile(ctx context.Context, lf storage.LocalFiler, a *store.Artifact) (*keptFile, error) {
+	if k := h.files.get(a.File); k != nil {
+		st, err := k.f.Stat()
+		if err == nil && current(st, a.Size) {
+			return k, nil
+		}
+		// Deleted, replaced or damaged since it was opened: look again.
+		h.files.drop(k)
+		h.files.release(k)
+	}
 	fh, err := lf.OpenFile(ctx, a.File)
+	if err != nil {
+		return nil, h.openFailed(a, err)
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, fmt.Errorf("stat artifact %s: %w", a.SHA256, err)
+	}
+	if !current(st, a.Size) {
+		fh.Close()
+		return nil, h.damaged(a, st.Size())
+	}
+	return h.files.add(a.File, fh), nil
+}
+
+func (h *Handler) openFailed(a *store.Artifact, err error) error {
 	if errors.Is(err, storage.ErrNotExist) {
 		h.Log.Error("content: artifact file missing; run repair", "artifact", a.SHA256, "file", a.File)
 		return &httpError{code: http.StatusNotFound, msg: "404: The artifact is missing from storage.", gone: true}
 	}
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return err
-	}
-	if st.Size() != a.Size {
-		h.Log.Error("content: artifact file has the wrong size; run repair", "artifact", a.SHA256, "want", a.Size, "have", st.Size())
-		return &httpError{code: http.StatusInternalServerError, msg: "500: The stored artifact is damaged.", gone: true}
-	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", ContentType(rel))
-	hdr.Set("ETag", `"`+a.SHA256+`"`)
-	hdr.Set("Cache-Control", h.CacheControl)
-	hdr.Set("X-PULP-ARTIFACT-SIZE", fmt.Sprint(a.Size))
-	// ServeContent handles Range (single and multiple), If-None-Match,
-	// If-Modified-Since, If-Range, HEAD and 416, and hands *os.File to
-	// sendfile.
-	http.ServeContent(w, r, path.Base(rel), store.Time(added).Truncate(time.Second), fh)
-	return nil
+	return fmt.Errorf("open artifact %s: %w", a.SHA256, err)
+}
+
+func (h *Handler) damaged(a *store.Artifact, have int64) error {
+	h.Log.Error("content: artifact file has the wrong size; run repair", "artifact", a.SHA256, "file", a.File, "want", a.Size, "have", have)
+	return &httpError{code: http.StatusInternalServerError, msg: "500: The stored artifact is damaged.", gone: true}
 }

@@ -73,7 +73,7 @@ func (h *Handler) serveBaseListing(w http.ResponseWriter, r *http.Request, p str
 	for _, e := range seen {
 		entries = append(entries, e)
 	}
-	h.writeListing(w, r, entries, p == "")
+	h.writeListing(w, r, entries, p == "", h.MetadataCacheControl)
 	return nil
 }
 
@@ -115,7 +115,7 @@ func (h *Handler) isDir(ctx context.Context, pub *publication, dir string) (bool
 
 // serveDirectory serves dir/index.html if published, else a listing of
 // the directory's entries.
-func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, pub *publication, dir string) error {
+func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, d *distribution, pub *publication, dir string) error {
 	ctx := r.Context()
 	if f, err := h.lookup(ctx, pub, dir+"index.html"); err != nil {
 		return err
@@ -124,7 +124,7 @@ func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, pub *pu
 		if err != nil {
 			return err
 		}
-		return h.serveArtifact(w, r, a, dir+"index.html", f.added)
+		return h.serveArtifact(w, r, a, dir+"index.html", f.added, h.cacheControl(d, true))
 	}
 	entries := map[string]*entry{}
 	add := func(rel string, when, size int64) {
@@ -195,12 +195,12 @@ func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, pub *pu
 	for _, e := range entries {
 		list = append(list, e)
 	}
-	h.writeListing(w, r, list, false)
+	h.writeListing(w, r, list, false, h.cacheControl(d, true))
 	return nil
 }
 
 // writeListing renders an nginx-like index page.
-func (h *Handler) writeListing(w http.ResponseWriter, r *http.Request, entries []*entry, root bool) {
+func (h *Handler) writeListing(w http.ResponseWriter, r *http.Request, entries []*entry, root bool, cacheControl string) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 	title := html.EscapeString(r.URL.Path)
 	var b strings.Builder
@@ -223,7 +223,7 @@ func (h *Handler) writeListing(w http.ResponseWriter, r *http.Request, entries [
 	}
 	b.WriteString("</pre><hr></body>\n</html>\n")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", h.MetadataCacheControl)
+	w.Header().Set("Cache-Control", cacheControl)
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write([]byte(b.String()))

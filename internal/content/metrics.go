@@ -3,7 +3,7 @@ package content
 import (
 	"io"
 	"net/http"
-	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +16,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	bytes    *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	dists    sync.Map // base path → *distMetrics
 }
 
 // NewMetrics registers the metrics with reg (nil: unregistered).
@@ -69,7 +70,11 @@ func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	}
 	var n int64
 	var err error
-	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+	if isKept(src) {
+		// A shared descriptor: pread through a pooled buffer, not
+		// sendfile, which would move the descriptor's offset.
+		n, err = copyTo(struct{ io.Writer }{r.ResponseWriter}, src)
+	} else if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
 		n, err = rf.ReadFrom(src)
 	} else {
 		n, err = io.Copy(struct{ io.Writer }{r.ResponseWriter}, src)
@@ -80,6 +85,28 @@ func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// distMetrics are one distribution's series, looked up once: the vector
+// lookups hash the label values on every call.
+type distMetrics struct {
+	status  [7]prometheus.Counter // 0: aborted, 1-5: 1xx-5xx, 6: other
+	bytes   prometheus.Counter
+	latency prometheus.Observer
+}
+
+var statusNames = [7]string{"aborted", "1xx", "2xx", "3xx", "4xx", "5xx", "other"}
+
+func (m *Metrics) of(dist string) *distMetrics {
+	if d, ok := m.dists.Load(dist); ok {
+		return d.(*distMetrics)
+	}
+	d := &distMetrics{bytes: m.bytes.WithLabelValues(dist), latency: m.latency.WithLabelValues(dist)}
+	for i, s := range statusNames {
+		d.status[i] = m.requests.WithLabelValues(dist, s)
+	}
+	v, _ := m.dists.LoadOrStore(dist, d)
+	return v.(*distMetrics)
+}
+
 // observe records one finished (or aborted) request.
 func (m *Metrics) observe(r *recorder, start time.Time, aborted bool) {
 	if m == nil {
@@ -89,15 +116,19 @@ func (m *Metrics) observe(r *recorder, start time.Time, aborted bool) {
 	if dist == "" {
 		dist = "-"
 	}
-	status := "aborted"
+	d := m.of(dist)
+	status := 0
 	if !aborted {
 		code := r.status
 		if code == 0 {
 			code = http.StatusOK
 		}
-		status = strconv.Itoa(code/100) + "xx"
+		status = code / 100
+		if status < 1 || status > 5 {
+			status = 6
+		}
 	}
-	m.requests.WithLabelValues(dist, status).Inc()
-	m.bytes.WithLabelValues(dist).Add(float64(r.bytes))
-	m.latency.WithLabelValues(dist).Observe(time.Since(start).Seconds())
+	d.status[status].Inc()
+	d.bytes.Add(float64(r.bytes))
+	d.latency.Observe(time.Since(start).Seconds())
 }

@@ -9,10 +9,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -308,6 +308,21 @@ func membershipFrom(n int) string {
 	return fmt.Sprintf(`rc.repository_id = $%d AND rc.version_added <= $%d AND (rc.version_removed IS NULL OR rc.version_removed > $%d)`, n, n+1, n+1)
 }
 
+// membershipOfContent names repository_content (as rc) for a join from
+// content_artifacts (as ca, through CROSS JOIN, which keeps SQLite's join
+// order): from the path, a few rows in the whole database, to the
+// membership rows of that content. SQLite, without statistics, would
+// otherwise walk the repository's units by (repository_id, version_added),
+// whose number is the repository's size (218 ms a request at 1,000,000
+// units); INDEXED BY pins the content index. PostgreSQL plans this well
+// from its statistics.
+func (h *Handler) membershipOfContent() string {
+	if h.Store.Dialect() == "sqlite" {
+		return "repository_content rc INDEXED BY repository_content_content"
+	}
+	return "repository_content rc"
+}
+
 // membership is membershipFrom(2), computed once.
 var membership = membershipFrom(2)
 
@@ -327,11 +342,8 @@ func (h *Handler) lookup(ctx context.Context, pub *publication, rel string) (*fi
 	if !pub.passThrough {
 		return nil, nil
 	}
-	// CROSS JOIN keeps SQLite's join order: from the path (a few rows in
-	// the whole database) to its membership, never through the
-	// repository's units, whose number is the repository's size.
 	err = h.Store.QueryRow(ctx, `SELECT ca.artifact_id, ca.id, rc.created FROM content_artifacts ca
-		CROSS JOIN repository_content rc
+		CROSS JOIN `+h.membershipOfContent()+`
 		WHERE rc.content_id = ca.content_id AND ca.relative_path = $1 AND `+membership+` LIMIT 1`, rel, pub.repoID, pub.number).Scan(&f.artifactID, &f.contentArtifactID, &f.added)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil

@@ -107,7 +107,7 @@ func (h *Handler) isDir(ctx context.Context, pub *publication, dir string) (bool
 	if !pub.passThrough {
 		return false, nil
 	}
-	err = h.Store.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM content_artifacts ca CROSS JOIN repository_content rc
+	err = h.Store.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM content_artifacts ca CROSS JOIN `+h.membershipOfContent()+`
 		WHERE rc.content_id = ca.content_id AND `+h.underDir("ca.relative_path", 1, 4)+` AND `+membership+` LIMIT 1) x`,
 		dir, pub.repoID, pub.number, dirEnd(dir)).Scan(&n)
 	return n > 0, err
@@ -169,7 +169,7 @@ func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, d *dist
 		q, args := sel+` FROM repository_content rc JOIN content_artifacts ca ON ca.content_id = rc.content_id
 			LEFT JOIN artifacts a ON a.id = ca.artifact_id WHERE `+membershipFrom(1), []any{pub.repoID, pub.number}
 		if dir != "" {
-			q = sel + ` FROM content_artifacts ca CROSS JOIN repository_content rc LEFT JOIN artifacts a ON a.id = ca.artifact_id
+			q = sel + ` FROM content_artifacts ca CROSS JOIN ` + h.membershipOfContent() + ` LEFT JOIN artifacts a ON a.id = ca.artifact_id
 			WHERE rc.content_id = ca.content_id AND ` + h.underDir("ca.relative_path", 3, 4) + ` AND ` + membershipFrom(1)
 			args = append(args, dir, dirEnd(dir))
 		}

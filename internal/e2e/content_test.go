@@ -410,9 +410,9 @@ func TestContentMetricsPerDistribution(t *testing.T) {
 			return 0
 		}
 		for series, want := range map[string]float64{
-			`pith_content_requests_total{distribution="m/a",status="2xx"}`:     3,
-			`pith_content_requests_total{distribution="m/a",status="4xx"}`:     1,
-			`pith_content_requests_total{distribution="m/b",status="2xx"}`:     1,
+			`pith_content_requests_total{distribution="m/a",status="2xx"}`:    3,
+			`pith_content_requests_total{distribution="m/a",status="4xx"}`:    1,
+			`pith_content_requests_total{distribution="m/b",status="2xx"}`:    1,
 			`pith_content_request_duration_seconds_count{distribution="m/a"}`: 4,
 			`pith_content_request_duration_seconds_count{distribution="m/b"}`: 1,
 		} {

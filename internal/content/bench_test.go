@@ -38,6 +38,7 @@ const (
 type benchEnv struct {
 	s     *store.Store
 	files []string // storage names of the real files
+	h     *content.Handler
 	srv   *httptest.Server
 }
 
@@ -71,8 +72,15 @@ func newBenchEnvIn(b testing.TB, s *store.Store, dir string) *benchEnv {
 		}
 		e.files = append(e.files, name)
 	}
-	h := content.NewHandler(s, be, "/pulp/content/", slog.New(slog.DiscardHandler))
-	e.srv = httptest.NewServer(h)
+	e.h = content.NewHandler(s, be, "/pulp/content/", slog.New(slog.DiscardHandler))
+	if v := os.Getenv("PITH_BENCH_INDEX_UNITS"); v != "" { // 0: measure the database path
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("PITH_BENCH_INDEX_UNITS=%q: %v", v, err)
+		}
+		e.h.SetIndexUnits(n)
+	}
+	e.srv = httptest.NewServer(e.h)
 	b.Cleanup(e.srv.Close)
 	return e
 }
@@ -199,6 +207,26 @@ func values(rows, cols int, tail string) string {
 	return sb.String()
 }
 
+// waitIndexed waits until the handler's path indexes hold at least units
+// units and no build is under way, and returns how long that took.
+func (e *benchEnv) waitIndexed(b testing.TB, units int) time.Duration {
+	b.Helper()
+	start := time.Now()
+	if os.Getenv("PITH_BENCH_INDEX_UNITS") == "0" {
+		return 0
+	}
+	for {
+		_, n, building := e.h.IndexStats()
+		if n >= units && building == 0 {
+			return time.Since(start)
+		}
+		if time.Since(start) > 10*time.Minute {
+			b.Fatalf("path indexes hold %d units after %v, want %d", n, time.Since(start), units)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // target is one distribution under measurement.
 type target struct {
 	name string
@@ -278,6 +306,12 @@ func BenchmarkPublicationScale(b *testing.B) {
 					t.get(b, c, rng)
 				}
 			}
+			// The first request into a publication starts building its
+			// in-memory path index in the background (requests meanwhile go
+			// to the database); what is measured is the steady state after
+			// it, the build time is reported on its own.
+			small.waitIndexed(b, 10)
+			b.ReportMetric(big.waitIndexed(b, large+10).Seconds(), "index-wait-s")
 			for _, t := range targets {
 				t.lat = t.lat[:0]
 			}

@@ -53,10 +53,11 @@ type Handler struct {
 	missMu sync.Mutex
 	misses map[string]time.Time
 
-	snap   atomic.Pointer[snapshot]
-	loadMu sync.Mutex
-	paths  *pathCache
-	files  *openFiles
+	snap    atomic.Pointer[snapshot]
+	loadMu  sync.Mutex
+	paths   *pathCache
+	files   *openFiles
+	indexes *indexes
 	// Lazy serves content whose bytes are not stored yet (on_demand and
 	// streamed remotes); nil answers such requests with 404.
 	Lazy *lazy.Fetcher
@@ -71,9 +72,20 @@ func NewHandler(s *store.Store, be storage.Backend, prefix string, log *slog.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{Store: s, Storage: be, Prefix: prefix, Log: log,
+	h := &Handler{Store: s, Storage: be, Prefix: prefix, Log: log,
 		CacheControl: "public, max-age=86400", MetadataCacheControl: "public, max-age=60",
 		paths: newPathCache(DefaultPathCacheSize), files: newOpenFiles(DefaultOpenFiles)}
+	h.SetIndexUnits(DefaultIndexUnits)
+	return h
+}
+
+// SetIndexUnits bounds the units the in-memory path indexes hold
+// together (see index.go); 0 turns them off.
+func (h *Handler) SetIndexUnits(n int) {
+	x := newIndexes(n)
+	x.build = h.buildIndex
+	x.log = h.Log.Log
+	h.indexes = x
 }
 
 // maxPath bounds request paths; longer ones are not content.
@@ -147,6 +159,12 @@ type httpError struct {
 }
 
 func (e *httpError) Error() string { return e.msg }
+
+// isGone reports whether err says a stored file is missing or damaged.
+func isGone(err error) bool {
+	var he *httpError
+	return errors.As(err, &he) && he.gone
+}
 
 func notFound(msg string) error {
 	if msg == "" {
@@ -357,18 +375,35 @@ func (h *Handler) lookup(ctx context.Context, pub *publication, rel string) (*fi
 func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapshot, d *distribution, pub *publication, rel string) error {
 	ctx := r.Context()
 	key := pathKey(pub.id, rel)
-	if cf := h.paths.get(key); cf != nil {
-		err := h.serveArtifact(w, r, cf.artifact, rel, cf.added, h.cacheControl(d, cf.metadata))
-		var he *httpError
-		if !errors.As(err, &he) || !he.gone {
+	absent := false // the index knows rel is not in pub
+	if idx := h.indexes.get(pub); idx != nil {
+		e := h.indexes.lookup(idx, rel)
+		switch {
+		case e == nil:
+			absent = true
+		case !e.ask:
+			err := h.serveArtifact(w, r, e.blob(), rel, e.added, h.cacheControl(d, e.metadata))
+			if !isGone(err) {
+				return err
+			}
+			// Reclaimed or damaged since the index was built: the database
+			// decides below.
+		}
+	}
+	if cf := h.paths.get(key); cf != nil && !absent {
+		err := h.serveArtifact(w, r, blobOf(cf.artifact), rel, cf.added, h.cacheControl(d, cf.metadata))
+		if !isGone(err) {
 			return err
 		}
 		// Reclaimed or damaged since it was cached: look again.
 		h.paths.drop(key)
 	}
-	f, err := h.lookup(ctx, pub, rel)
-	if err != nil {
-		return err
+	var f *file
+	if !absent {
+		var err error
+		if f, err = h.lookup(ctx, pub, rel); err != nil {
+			return err
+		}
 	}
 	if f == nil {
 		// A client holding metadata of the publication served before may
@@ -409,9 +444,8 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapsh
 		return err
 	}
 	h.paths.put(key, &cachedFile{artifact: a, added: f.added, contentArtifactID: f.contentArtifactID, metadata: f.metadata})
-	err = h.serveArtifact(w, r, a, rel, f.added, h.cacheControl(d, f.metadata))
-	var he *httpError
-	if errors.As(err, &he) && he.gone {
+	err = h.serveArtifact(w, r, blobOf(a), rel, f.added, h.cacheControl(d, f.metadata))
+	if isGone(err) {
 		h.paths.drop(key)
 	}
 	return err
@@ -500,7 +534,7 @@ func (h *Handler) addACSSources(ctx context.Context, req *lazy.Request, contentA
 // serveArtifact sends a stored artifact with full HTTP semantics and the
 // given Cache-Control. A file that is missing or of the wrong size is an
 // error, never wrong bytes.
-func (h *Handler) serveArtifact(w http.ResponseWriter, r *http.Request, a *store.Artifact, rel string, added int64, cacheControl string) error {
+func (h *Handler) serveArtifact(w http.ResponseWriter, r *http.Request, a blob, rel string, added int64, cacheControl string) error {
 	ctx := r.Context()
 	lf, ok := h.Storage.(storage.LocalFiler)
 	if !ok {
@@ -542,7 +576,7 @@ func (h *Handler) serveArtifact(w http.ResponseWriter, r *http.Request, a *store
 
 // keptFile returns the open file of a small artifact, checked against
 // the storage (see files.go), referenced.
-func (h *Handler) keptFile(ctx context.Context, lf storage.LocalFiler, a *store.Artifact) (*keptFile, error) {
+func (h *Handler) keptFile(ctx context.Context, lf storage.LocalFiler, a blob) (*keptFile, error) {
 	if k := h.files.get(a.File); k != nil {
 		st, err := k.f.Stat()
 		if err == nil && current(st, a.Size) {
@@ -568,7 +602,7 @@ func (h *Handler) keptFile(ctx context.Context, lf storage.LocalFiler, a *store.
 	return h.files.add(a.File, fh), nil
 }
 
-func (h *Handler) openFailed(a *store.Artifact, err error) error {
+func (h *Handler) openFailed(a blob, err error) error {
 	if errors.Is(err, storage.ErrNotExist) {
 		h.Log.Error("content: artifact file missing; run repair", "artifact", a.SHA256, "file", a.File)
 		return &httpError{code: http.StatusNotFound, msg: "404: The artifact is missing from storage.", gone: true}
@@ -576,7 +610,7 @@ func (h *Handler) openFailed(a *store.Artifact, err error) error {
 	return fmt.Errorf("open artifact %s: %w", a.SHA256, err)
 }
 
-func (h *Handler) damaged(a *store.Artifact, have int64) error {
+func (h *Handler) damaged(a blob, have int64) error {
 	h.Log.Error("content: artifact file has the wrong size; run repair", "artifact", a.SHA256, "file", a.File, "want", a.Size, "have", have)
 	return &httpError{code: http.StatusInternalServerError, msg: "500: The stored artifact is damaged.", gone: true}
 }

@@ -124,7 +124,7 @@ func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, d *dist
 		if err != nil {
 			return err
 		}
-		return h.serveArtifact(w, r, a, dir+"index.html", f.added, h.cacheControl(d, true))
+		return h.serveArtifact(w, r, blobOf(a), dir+"index.html", f.added, h.cacheControl(d, true))
 	}
 	entries := map[string]*entry{}
 	add := func(rel string, when, size int64) {

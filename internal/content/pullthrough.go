@@ -66,7 +66,7 @@ func (h *Handler) servePullThrough(w http.ResponseWriter, r *http.Request, d *di
 		if err != nil {
 			return err
 		}
-		return h.serveArtifact(w, r, a, rel, a.Created, h.cacheControl(d, false))
+		return h.serveArtifact(w, r, blobOf(a), rel, a.Created, h.cacheControl(d, false))
 	}
 	streamed := remote.Policy == "streamed"
 	req := lazy.Request{SHA256: sha.String, Size: size, ContentType: ContentType(rel),

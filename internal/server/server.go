@@ -199,6 +199,7 @@ func New(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger,
 	if roles.Content {
 		ch := content.NewHandler(st, be, cfg.ContentPathPrefix, log)
 		ch.CacheControl = cfg.ContentCacheControl
+		ch.SetIndexUnits(cfg.ContentIndexUnits)
 		if cfg.ContentMetadataCacheControl != "" {
 			ch.MetadataCacheControl = cfg.ContentMetadataCacheControl
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func rawGet(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
@@ -348,8 +349,12 @@ func TestContentStorageFaults(t *testing.T) {
 			if r, b := rawGet(t, url); r.StatusCode != 404 || bytes.Contains(b, data[:100]) {
 				t.Fatalf("%s: missing file: %d", name, r.StatusCode)
 			}
-			if !strings.Contains(p.log.String(), "artifact file missing") {
-				t.Errorf("%s: the missing file was not logged", name)
+			// The process's output reaches the buffer through a pipe.
+			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.log.String(), "artifact file missing"); {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: the missing file was not logged", name)
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 			repair("a missing file")
 			// Truncated in place.

@@ -107,12 +107,16 @@ func cleanPath(escaped string) (string, bool) {
 	if trimmed == "" {
 		return p, p == "" || p == "/"
 	}
-	for _, seg := range strings.Split(trimmed, "/") {
+	for rest := trimmed; ; {
+		seg, tail, more := strings.Cut(rest, "/")
 		if seg == "" || seg == "." || seg == ".." {
 			return "", false
 		}
+		if !more {
+			return p, true
+		}
+		rest = tail
 	}
-	return p, true
 }
 
 func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -374,7 +378,6 @@ func (h *Handler) lookup(ctx context.Context, pub *publication, rel string) (*fi
 
 func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapshot, d *distribution, pub *publication, rel string) error {
 	ctx := r.Context()
-	key := pathKey(pub.id, rel)
 	absent := false // the index knows rel is not in pub
 	if idx := h.indexes.get(pub); idx != nil {
 		e := h.indexes.lookup(idx, rel)
@@ -390,6 +393,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapsh
 			// decides below.
 		}
 	}
+	key := pathKey(pub.id, rel)
 	if cf := h.paths.get(key); cf != nil && !absent {
 		err := h.serveArtifact(w, r, blobOf(cf.artifact), rel, cf.added, h.cacheControl(d, cf.metadata))
 		if !isGone(err) {

@@ -434,3 +434,26 @@ func TestContentMetricsPerDistribution(t *testing.T) {
 		}
 	})
 }
+
+// TestHiddenDistributionIsServedButNotListed: hidden keeps a distribution
+// out of the listings of the content root and of partial base paths, not
+// out of service.
+func TestHiddenDistributionIsServedButNotListed(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		data := randBytes(500)
+		lazyRepo(t, p, "vis", newUpstream(t, map[string][]byte{"f.iso": data}), "immediate", "top/visible")
+		lazyRepo(t, p, "hid", newUpstream(t, map[string][]byte{"f.iso": data}), "immediate", "top/hidden")
+		href := p.get("/pulp/api/v3/distributions/file/file/?name=hid").json(t)["results"].([]any)[0].(map[string]any)["pulp_href"].(string)
+		p.mustTask(p.patchJSON(href, map[string]any{"hidden": true}), "completed")
+		if r, b := rawGet(t, p.base+"/pulp/content/top/"); r.StatusCode != 200 || !strings.Contains(string(b), `href="./visible/"`) || strings.Contains(string(b), "hidden") {
+			t.Fatalf("listing of top/: %d %s", r.StatusCode, b)
+		}
+		if r, b := rawGet(t, p.base+"/pulp/content/top/hidden/f.iso"); r.StatusCode != 200 || !bytes.Equal(b, data) {
+			t.Fatalf("hidden distribution's content: %d", r.StatusCode)
+		}
+		// Longest match: a request below top/hidden/ is that distribution's.
+		if r, _ := rawGet(t, p.base+"/pulp/content/top/hidden/"); r.StatusCode != 200 {
+			t.Fatalf("hidden distribution's own listing: %d", r.StatusCode)
+		}
+	})
+}

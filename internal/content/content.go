@@ -441,7 +441,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapsh
 	}
 	if f.artifactID == nil {
 		// On-demand or streamed content that has not been fetched yet.
-		return h.serveLazy(w, r, pub, f, rel)
+		return h.serveLazy(withCacheControl(w, d.cacheControl), r, pub, f, rel)
 	}
 	a, err := h.Store.GetArtifact(ctx, *f.artifactID)
 	if err != nil {

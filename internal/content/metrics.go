@@ -132,3 +132,53 @@ func (m *Metrics) observe(r *recorder, start time.Time, aborted bool) {
 	d.bytes.Add(float64(r.bytes))
 	d.latency.Observe(time.Since(start).Seconds())
 }
+
+// ccWriter replaces the Cache-Control of a response it does not build
+// itself (lazy content, written by internal/lazy) with a distribution's.
+type ccWriter struct {
+	http.ResponseWriter
+	cc   string
+	done bool
+}
+
+// withCacheControl returns w, or w replacing Cache-Control with cc when cc
+// is set.
+func withCacheControl(w http.ResponseWriter, cc string) http.ResponseWriter {
+	if cc == "" {
+		return w
+	}
+	return &ccWriter{ResponseWriter: w, cc: cc}
+}
+
+func (c *ccWriter) set() {
+	if !c.done {
+		c.done = true
+		c.ResponseWriter.Header()["Cache-Control"] = []string{c.cc}
+	}
+}
+
+func (c *ccWriter) WriteHeader(code int) {
+	c.set()
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *ccWriter) Write(p []byte) (int, error) {
+	c.set()
+	return c.ResponseWriter.Write(p)
+}
+
+func (c *ccWriter) ReadFrom(src io.Reader) (int64, error) {
+	c.set()
+	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(struct{ io.Writer }{c.ResponseWriter}, src)
+}
+
+func (c *ccWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// FlushError sets the header before http.ResponseController flushes it.
+func (c *ccWriter) FlushError() error {
+	c.set()
+	return http.NewResponseController(c.ResponseWriter).Flush()
+}

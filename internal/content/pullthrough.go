@@ -79,7 +79,7 @@ func (h *Handler) servePullThrough(w http.ResponseWriter, r *http.Request, d *di
 			}
 		}
 	}
-	err = h.Lazy.Serve(w, r, req)
+	err = h.Lazy.Serve(withCacheControl(w, d.cacheControl), r, req)
 	var na *lazy.NotAvailableError
 	if errors.As(err, &na) {
 		if na.NotFound {

@@ -315,6 +315,15 @@ func TestContentCacheControl(t *testing.T) {
 			t.Fatalf("cache_control after null: %v", got)
 		}
 		check("")
+		// Content fetched on demand (served by the lazy path) too.
+		lazyRepo(t, p, "cclazy", newUpstream(t, map[string][]byte{"l.iso": randBytes(100)}), "on_demand", "cclazy")
+		lhref := p.get("/pulp/api/v3/distributions/file/file/?name=cclazy").json(t)["results"].([]any)[0].(map[string]any)["pulp_href"].(string)
+		p.mustTask(p.patchJSON(lhref, map[string]any{"cache_control": "max-age=5"}), "completed")
+		for range 2 { // fetched, then stored
+			if r, _ := rawGet(t, p.base+"/pulp/content/cclazy/l.iso"); r.StatusCode != 200 || r.Header.Get("Cache-Control") != "max-age=5" {
+				t.Fatalf("lazy content: %d, Cache-Control %q", r.StatusCode, r.Header.Get("Cache-Control"))
+			}
+		}
 	})
 }
 

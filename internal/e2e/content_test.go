@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -463,6 +465,75 @@ func TestHiddenDistributionIsServedButNotListed(t *testing.T) {
 		// Longest match: a request below top/hidden/ is that distribution's.
 		if r, _ := rawGet(t, p.base+"/pulp/content/top/hidden/"); r.StatusCode != 200 {
 			t.Fatalf("hidden distribution's own listing: %d", r.StatusCode)
+		}
+	})
+}
+
+// rawRequest sends target exactly as given (no client-side cleaning or
+// escaping) and returns the status code, Location and body.
+func rawRequest(t *testing.T, addr, target string) (int, string, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", target, addr)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("GET %.60s: %v", target, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Location"), string(b)
+}
+
+// TestContentPathEscapes sends hostile paths byte for byte: encoded and
+// double-encoded "..", encoded slashes and backslashes, NUL, empty
+// segments, overlong paths. None may reach anything outside the
+// distribution: each is a 400 or 404, or a redirect that stays inside.
+func TestContentPathEscapes(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		data := randBytes(700)
+		lazyRepo(t, p, "esc", newUpstream(t, map[string][]byte{"a/f.iso": data}), "immediate", "esc/d")
+		// Something a path escaping the distribution or storage could reach.
+		secret := "pith-secret-" + sum(data)[:16]
+		if err := os.WriteFile(filepath.Join(p.dataDir, "secret.txt"), []byte(secret), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, body := rawRequest(t, p.addr, "/pulp/content/esc/d/a/f.iso"); code != 200 || body != string(data) {
+			t.Fatalf("plain path: %d", code)
+		}
+		for _, target := range []string{
+			"/pulp/content/esc/d/%2e%2e/%2e%2e/%2e%2e/%2e%2e/secret.txt",
+			"/pulp/content/esc/d/a/%2e%2e%2f%2e%2e%2f%2e%2e%2fsecret.txt",
+			"/pulp/content/esc/d/..%2f..%2f..%2fsecret.txt",
+			"/pulp/content/esc/d/%252e%252e/%252e%252e/secret.txt",
+			"/pulp/content/esc/d/%252e%252e%252f%252e%252e%252fsecret.txt",
+			"/pulp/content/esc/d/..%5c..%5csecret.txt",
+			"/pulp/content/esc/d/a%5cf.iso",
+			"/pulp/content/esc/d/a/f.iso%00",
+			"/pulp/content/esc/d/a/f.iso%00.txt",
+			"/pulp/content/esc/d/a//f.iso",
+			"/pulp/content/esc/d/a/%2ff.iso",
+			"/pulp/content/esc/d/a/./f.iso",
+			"/pulp/content/esc/d/a/%2e/f.iso",
+			"/pulp/content/%2e%2e/api/v3/status/",
+			"/pulp/content/esc/d/" + strings.Repeat("x/", 6000) + "f.iso",
+			"/pulp/content/esc/d/" + strings.Repeat("%2e%2e/", 2000) + "secret.txt",
+		} {
+			code, loc, body := rawRequest(t, p.addr, target)
+			if strings.Contains(body, secret) || strings.Contains(body, "versions") {
+				t.Fatalf("%.70s escaped: %d %.80s", target, code, body)
+			}
+			switch {
+			case code == 400 || code == 404 || code == 431:
+			case (code == 301 || code == 307) && strings.HasPrefix(loc, "/pulp/content/esc/d/") && !strings.Contains(loc, ".."):
+				// The server's mux cleans "//" and "." segments.
+			default:
+				t.Errorf("%.70s: %d %q", target, code, loc)
+			}
 		}
 	})
 }

@@ -537,3 +537,18 @@ func TestContentPathEscapes(t *testing.T) {
 		}
 	})
 }
+
+// TestDirectoryIndexHTML: a directory with an index.html is answered with
+// it; one without gets the listing.
+func TestDirectoryIndexHTML(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		page := []byte("<html><body>docs home</body></html>")
+		lazyRepo(t, p, "ix", newUpstream(t, map[string][]byte{"docs/index.html": page, "docs/a.txt": randBytes(10), "other/b.txt": randBytes(10)}), "immediate", "ix")
+		if r, b := rawGet(t, p.base+"/pulp/content/ix/docs/"); r.StatusCode != 200 || !bytes.Equal(b, page) || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("docs/: %d %q %s", r.StatusCode, r.Header.Get("Content-Type"), b)
+		}
+		if r, b := rawGet(t, p.base+"/pulp/content/ix/other/"); r.StatusCode != 200 || !strings.Contains(string(b), "Index of /pulp/content/ix/other/") || !strings.Contains(string(b), "b.txt") {
+			t.Fatalf("other/: %d %s", r.StatusCode, b)
+		}
+	})
+}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,9 @@ type Handler struct {
 	paths   *pathCache
 	files   *openFiles
 	indexes *indexes
+	// dirs is built on first use: tests swap Storage after NewHandler.
+	dirsOnce sync.Once
+	dirs     *artifactDirs
 	// Lazy serves content whose bytes are not stored yet (on_demand and
 	// streamed remotes); nil answers such requests with 404.
 	Lazy *lazy.Fetcher
@@ -553,7 +557,7 @@ func (h *Handler) serveArtifact(w http.ResponseWriter, r *http.Request, a blob, 
 		defer h.files.release(k)
 		content = &preadFile{*io.NewSectionReader(k.f, 0, a.Size)}
 	} else {
-		fh, err := lf.OpenFile(ctx, a.File)
+		fh, err := h.openArtifact(ctx, lf, a.File)
 		if err != nil {
 			return h.openFailed(a, err)
 		}
@@ -590,7 +594,7 @@ func (h *Handler) keptFile(ctx context.Context, lf storage.LocalFiler, a blob) (
 		h.files.drop(k)
 		h.files.release(k)
 	}
-	fh, err := lf.OpenFile(ctx, a.File)
+	fh, err := h.openArtifact(ctx, lf, a.File)
 	if err != nil {
 		return nil, h.openFailed(a, err)
 	}
@@ -604,6 +608,16 @@ func (h *Handler) keptFile(ctx context.Context, lf storage.LocalFiler, a blob) (
 		return nil, h.damaged(a, st.Size())
 	}
 	return h.files.add(a.File, fh), nil
+}
+
+// openArtifact opens a stored file: in one openat when the storage is a
+// local directory (see artifactDirs), else through the backend.
+func (h *Handler) openArtifact(ctx context.Context, lf storage.LocalFiler, name string) (*os.File, error) {
+	h.dirsOnce.Do(func() { h.dirs = newArtifactDirs(h.Storage) })
+	if f, ok := h.dirs.open(name); ok {
+		return f, nil
+	}
+	return lf.OpenFile(ctx, name)
 }
 
 func (h *Handler) openFailed(a blob, err error) error {

@@ -2,9 +2,11 @@ package content
 
 import (
 	"container/list"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
 )
 
@@ -22,8 +24,10 @@ import (
 // DefaultOpenFiles bounds the descriptors the content app keeps open.
 const DefaultOpenFiles = 1024
 
-// maxKeptSize is the largest artifact served from a kept descriptor.
-const maxKeptSize = 1 << 20
+// maxKeptSize is the largest artifact served from a kept descriptor:
+// above it, copying through user space costs more than an open, and
+// sendfile wins.
+const maxKeptSize = 32 << 10
 
 // keptFile is an open artifact file shared by the requests serving it.
 type keptFile struct {
@@ -144,4 +148,89 @@ func isKept(src io.Reader) bool {
 	}
 	_, ok := src.(*preadFile)
 	return ok
+}
+
+// artifactDirs opens artifact files with one openat: it keeps an os.Root
+// for each artifact/<2 hex> directory of a local storage, opened through a
+// root at the storage directory, so neither a name nor a symbolic link can
+// lead out of the storage (the storage backend's own open walks the whole
+// path through its root, an openat and close per directory). A directory
+// that was removed and made again since is opened anew when a file is not
+// found in the kept one.
+type artifactDirs struct {
+	top  *os.Root
+	mu   sync.RWMutex
+	dirs map[string]*os.Root
+}
+
+// newArtifactDirs returns the fast opener of a storage with a local
+// directory, or nil.
+func newArtifactDirs(be any) *artifactDirs {
+	d, ok := be.(interface{ Dir() string })
+	if !ok {
+		return nil
+	}
+	top, err := os.OpenRoot(d.Dir())
+	if err != nil {
+		return nil
+	}
+	return &artifactDirs{top: top, dirs: map[string]*os.Root{}}
+}
+
+// split returns the directory and base of an artifact name
+// artifact/<2 hex>/<rest>, or ok false for any other name.
+func splitArtifactName(name string) (dir, base string, ok bool) {
+	const prefix = "artifact/"
+	if len(name) < len(prefix)+4 || name[:len(prefix)] != prefix || name[len(prefix)+2] != '/' {
+		return "", "", false
+	}
+	dir, base = name[:len(prefix)+2], name[len(prefix)+3:]
+	for i := len(prefix); i < len(dir); i++ {
+		if c := dir[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return "", "", false
+		}
+	}
+	if base == "." || base == ".." || strings.ContainsAny(base, "/\\\x00") {
+		return "", "", false
+	}
+	return dir, base, true
+}
+
+// open opens the regular file name, or reports ok false when it cannot
+// tell (not an artifact name, no such directory): the caller then asks the
+// storage backend, which also words the errors.
+func (a *artifactDirs) open(name string) (f *os.File, ok bool) {
+	if a == nil {
+		return nil, false
+	}
+	dir, base, ok := splitArtifactName(name)
+	if !ok {
+		return nil, false
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		a.mu.RLock()
+		r := a.dirs[dir]
+		a.mu.RUnlock()
+		if r == nil || attempt > 0 {
+			nr, err := a.top.OpenRoot(dir)
+			if err != nil {
+				return nil, false
+			}
+			a.mu.Lock()
+			if old := a.dirs[dir]; old != nil {
+				old.Close()
+			}
+			a.dirs[dir] = nr
+			a.mu.Unlock()
+			r = nr
+		}
+		f, err := r.Open(base)
+		if err == nil {
+			return f, true
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, false
+		}
+	}
+	return nil, false
 }

@@ -548,28 +548,14 @@ func (h *Handler) serveArtifact(w http.ResponseWriter, r *http.Request, a blob, 
 	if !ok {
 		return fmt.Errorf("storage backend cannot open local files")
 	}
-	var content io.ReadSeeker
-	if a.Size <= maxKeptSize && h.files != nil {
-		k, err := h.keptFile(ctx, lf, a)
-		if err != nil {
-			return err
-		}
-		defer h.files.release(k)
-		content = &preadFile{*io.NewSectionReader(k.f, 0, a.Size)}
-	} else {
-		fh, err := h.openArtifact(ctx, lf, a.File)
-		if err != nil {
-			return h.openFailed(a, err)
-		}
-		defer fh.Close()
-		st, err := fh.Stat()
-		if err != nil {
-			return fmt.Errorf("stat artifact %s: %w", a.SHA256, err)
-		}
-		if !current(st, a.Size) {
-			return h.damaged(a, st.Size())
-		}
-		content = fh // *os.File: ServeContent's copy uses sendfile
+	f, err := h.artifactFile(ctx, lf, a)
+	if err != nil {
+		return err
+	}
+	defer h.files.put(a.File, f)
+	var content io.ReadSeeker = f // *os.File: ServeContent's copy uses sendfile
+	if a.Size <= maxKeptSize {
+		content = &preadFile{*io.NewSectionReader(f, 0, a.Size)}
 	}
 	hdr := w.Header()
 	hdr["Content-Type"] = []string{ContentType(rel)}
@@ -582,32 +568,33 @@ func (h *Handler) serveArtifact(w http.ResponseWriter, r *http.Request, a blob, 
 	return nil
 }
 
-// keptFile returns the open file of a small artifact, checked against
-// the storage (see files.go), referenced.
-func (h *Handler) keptFile(ctx context.Context, lf storage.LocalFiler, a blob) (*keptFile, error) {
-	if k := h.files.get(a.File); k != nil {
-		st, err := k.f.Stat()
+// artifactFile checks out an open descriptor of a's file, kept from an
+// earlier request or opened now, checked against the storage (see
+// files.go).
+func (h *Handler) artifactFile(ctx context.Context, lf storage.LocalFiler, a blob) (*os.File, error) {
+	if f := h.files.take(a.File); f != nil {
+		st, err := f.Stat()
 		if err == nil && current(st, a.Size) {
-			return k, nil
+			return f, nil
 		}
 		// Deleted, replaced or damaged since it was opened: look again.
-		h.files.drop(k)
-		h.files.release(k)
+		f.Close()
+		h.files.drop(a.File)
 	}
-	fh, err := h.openArtifact(ctx, lf, a.File)
+	f, err := h.openArtifact(ctx, lf, a.File)
 	if err != nil {
 		return nil, h.openFailed(a, err)
 	}
-	st, err := fh.Stat()
+	st, err := f.Stat()
 	if err != nil {
-		fh.Close()
+		f.Close()
 		return nil, fmt.Errorf("stat artifact %s: %w", a.SHA256, err)
 	}
 	if !current(st, a.Size) {
-		fh.Close()
+		f.Close()
 		return nil, h.damaged(a, st.Size())
 	}
-	return h.files.add(a.File, fh), nil
+	return f, nil
 }
 
 // openArtifact opens a stored file: in one openat when the storage is a

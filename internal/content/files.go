@@ -10,106 +10,119 @@ import (
 	"sync"
 )
 
-// Small artifacts are served from open files kept in a bounded LRU: a
-// storage open costs a walk of the path under the storage root (an
-// openat per directory, closes, two fstats), which was the largest single
-// cost of serving a 4 KiB file. A kept file is checked with one fstat per
-// request: a file that was deleted or replaced (repair renames a new file
-// over it) has no links left, and a truncated one has the wrong size;
-// either way it is dropped and opened again, so nothing the storage
-// directory no longer holds is served. Bytes are read with pread, which
-// needs no file offset, so concurrent requests share one descriptor.
-// Large files are opened per request and sent with sendfile.
+// Artifact files are served from descriptors kept open between requests:
+// an open costs an openat and a close, more than anything else a request
+// for a small file does. A request checks a descriptor out for itself (so
+// ServeContent may seek it and sendfile may use its offset) and returns
+// it afterwards. A returned descriptor is checked with one fstat when it
+// is taken again: a file that was deleted or replaced (repair renames a
+// new file over it) has no links left, and a truncated one has the wrong
+// size; either way every kept descriptor of that name is closed and the
+// file opened again, so nothing the storage directory no longer holds is
+// served.
 
 // DefaultOpenFiles bounds the descriptors the content app keeps open.
 const DefaultOpenFiles = 1024
 
-// maxKeptSize is the largest artifact served from a kept descriptor:
-// above it, copying through user space costs more than an open, and
-// sendfile wins.
+// maxIdlePerFile bounds the kept descriptors of one file: as many as
+// requests for it run at once, up to this.
+const maxIdlePerFile = 8
+
+// maxKeptSize is the largest artifact read with pread through a pooled
+// buffer; larger ones are sent with sendfile, which beats copying through
+// user space above a few tens of KiB.
 const maxKeptSize = 32 << 10
 
-// keptFile is an open artifact file shared by the requests serving it.
-type keptFile struct {
-	name string
-	f    *os.File
-	refs int  // requests using f; guarded by openFiles.mu
-	gone bool // evicted or dropped: close when refs reaches 0
-	elem *list.Element
-}
-
-// openFiles is the LRU of kept files, by storage name.
+// openFiles keeps idle descriptors by storage name, least recently used
+// names dropped first.
 type openFiles struct {
 	mu    sync.Mutex
 	max   int
-	order *list.List // front: most recent
-	items map[string]*keptFile
+	idle  int
+	order *list.List // of *fileSlot; front: most recent
+	slots map[string]*fileSlot
+}
+
+type fileSlot struct {
+	name  string
+	files []*os.File
+	elem  *list.Element
 }
 
 func newOpenFiles(max int) *openFiles {
-	return &openFiles{max: max, order: list.New(), items: map[string]*keptFile{}}
+	return &openFiles{max: max, order: list.New(), slots: map[string]*fileSlot{}}
 }
 
-// get returns the kept file of name, referenced, or nil.
-func (c *openFiles) get(name string) *keptFile {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	k := c.items[name]
-	if k == nil {
+// take checks out an idle descriptor of name, or returns nil.
+func (c *openFiles) take(name string) *os.File {
+	if c == nil {
 		return nil
 	}
-	k.refs++
-	c.order.MoveToFront(k.elem)
-	return k
-}
-
-// add keeps f as name and returns it referenced. If another request kept
-// the same name meanwhile, f is closed and that one is returned.
-func (c *openFiles) add(name string, f *os.File) *keptFile {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if k := c.items[name]; k != nil {
+	s := c.slots[name]
+	if s == nil || len(s.files) == 0 {
+		return nil
+	}
+	f := s.files[len(s.files)-1]
+	s.files = s.files[:len(s.files)-1]
+	c.idle--
+	c.order.MoveToFront(s.elem)
+	return f
+}
+
+// put returns a descriptor of name for later requests (or closes it).
+func (c *openFiles) put(name string, f *os.File) {
+	if c == nil || c.max <= 0 {
 		f.Close()
-		k.refs++
-		c.order.MoveToFront(k.elem)
-		return k
+		return
 	}
-	k := &keptFile{name: name, f: f, refs: 1}
-	k.elem = c.order.PushFront(k)
-	c.items[name] = k
-	for c.order.Len() > c.max {
-		c.removeLocked(c.order.Back().Value.(*keptFile))
-	}
-	return k
-}
-
-// release ends a request's use of k.
-func (c *openFiles) release(k *keptFile) {
+	var closing []*os.File
 	c.mu.Lock()
-	k.refs--
-	closeIt := k.refs == 0 && k.gone
+	s := c.slots[name]
+	if s == nil {
+		s = &fileSlot{name: name}
+		s.elem = c.order.PushFront(s)
+		c.slots[name] = s
+	} else {
+		c.order.MoveToFront(s.elem)
+	}
+	if len(s.files) >= maxIdlePerFile {
+		closing = append(closing, f)
+	} else {
+		s.files = append(s.files, f)
+		c.idle++
+	}
+	for c.idle > c.max {
+		old := c.order.Back().Value.(*fileSlot)
+		closing = append(closing, old.files...)
+		c.idle -= len(old.files)
+		c.order.Remove(old.elem)
+		delete(c.slots, old.name)
+	}
 	c.mu.Unlock()
-	if closeIt {
-		k.f.Close()
+	for _, f := range closing {
+		f.Close()
 	}
 }
 
-// drop forgets k, which no longer matches the storage; it is closed once
-// its last request releases it.
-func (c *openFiles) drop(k *keptFile) {
+// drop closes every idle descriptor of name: the file changed.
+func (c *openFiles) drop(name string) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.items[k.name] == k {
-		c.removeLocked(k)
+	s := c.slots[name]
+	if s != nil {
+		c.idle -= len(s.files)
+		c.order.Remove(s.elem)
+		delete(c.slots, name)
 	}
-}
-
-func (c *openFiles) removeLocked(k *keptFile) {
-	c.order.Remove(k.elem)
-	delete(c.items, k.name)
-	k.gone = true
-	if k.refs == 0 {
-		k.f.Close()
+	c.mu.Unlock()
+	if s != nil {
+		for _, f := range s.files {
+			f.Close()
+		}
 	}
 }
 
@@ -122,8 +135,8 @@ func current(fi fs.FileInfo, size int64) bool {
 	return linked(fi)
 }
 
-// preadFile is what ServeContent reads a kept file through: reads at an
-// offset of its own, so the shared descriptor's offset is never used.
+// preadFile is what ServeContent reads a small file through: pread into a
+// pooled buffer and one write, rather than sendfile's setup.
 type preadFile struct {
 	io.SectionReader
 }
@@ -140,8 +153,8 @@ func copyTo(w io.Writer, src io.Reader) (int64, error) {
 	return io.CopyBuffer(w, src, *bp)
 }
 
-// isKept reports whether src is a kept file's reader (directly or through
-// ServeContent's io.LimitedReader).
+// isKept reports whether src is a small file's preadFile (directly or
+// through ServeContent's io.LimitedReader).
 func isKept(src io.Reader) bool {
 	if l, ok := src.(*io.LimitedReader); ok {
 		src = l.R

@@ -71,8 +71,8 @@ func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	var n int64
 	var err error
 	if isKept(src) {
-		// A shared descriptor: pread through a pooled buffer, not
-		// sendfile, which would move the descriptor's offset.
+		// A small file: pread into a pooled buffer and one write
+		// (files.go).
 		n, err = copyTo(struct{ io.Writer }{r.ResponseWriter}, src)
 	} else if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
 		n, err = rf.ReadFrom(src)

@@ -51,6 +51,12 @@ type Config struct {
 	LazyAnyRemote bool
 	// ContentCacheControl is sent with artifacts the content app serves.
 	ContentCacheControl string
+	// ContentMetadataCacheControl is sent with publication metadata and
+	// directory listings, which change with every publication.
+	ContentMetadataCacheControl string
+	// ContentIndexUnits bounds the units the content app's in-memory path
+	// indexes hold together (about 90 bytes each); 0 turns them off.
+	ContentIndexUnits int
 	// PullThroughDelay is how long content fetched by a pull-through
 	// distribution waits to be added to its repository, batched with more.
 	PullThroughDelay time.Duration
@@ -98,6 +104,8 @@ func (c *Config) Register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.LazyFetchTimeout, "lazy-fetch-timeout", time.Hour, "how long an on_demand fetch may go on after every client left")
 	fs.BoolVar(&c.LazyAnyRemote, "lazy-any-remote", false, "fetch on-demand content through any remote that knows it, not only remotes linked to the served repository (Pulp's behaviour)")
 	fs.StringVar(&c.ContentCacheControl, "content-cache-control", "public, max-age=86400", "Cache-Control sent with content served by the content app")
+	fs.IntVar(&c.ContentIndexUnits, "content-index-units", 4_000_000, "units of published paths the content app keeps indexed in memory (about 90 bytes each); 0 serves every request from the database")
+	fs.StringVar(&c.ContentMetadataCacheControl, "content-metadata-cache-control", "public, max-age=60", "Cache-Control sent with publication metadata (PULP_MANIFEST) and directory listings")
 	fs.DurationVar(&c.PullThroughDelay, "pull-through-delay", 5*time.Second, "how long content fetched by a pull-through distribution waits before it is added to the distribution's repository, batched with more")
 	fs.DurationVar(&c.PullThroughMissTTL, "pull-through-miss-ttl", time.Minute, "how long the content app remembers that a pull-through upstream answered 404 (outages are never remembered)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers")
@@ -171,6 +179,14 @@ func (c *Config) validate() error {
 	}
 	if c.Workers < 0 {
 		return fmt.Errorf("config: workers must be >= 0")
+	}
+	if c.ContentIndexUnits < 0 {
+		return fmt.Errorf("config: content-index-units must be >= 0")
+	}
+	for _, v := range []string{c.ContentCacheControl, c.ContentMetadataCacheControl} {
+		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r >= 0x7f }) {
+			return fmt.Errorf("config: cache control %q: printable ASCII only", v)
+		}
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return fmt.Errorf("config: database-url must be empty (SQLite) or postgres://…")

@@ -49,7 +49,7 @@ func (h *Handler) current(ctx context.Context) (*snapshot, error) {
 	}
 	// Read after the generation: a change committed meanwhile is included
 	// and bumps the generation again, so nothing stale is kept.
-	rows, err := h.Store.Query(ctx, `SELECT id, base_path, hidden, content_guard_id, remote_id, repository_id FROM distributions`)
+	rows, err := h.Store.Query(ctx, `SELECT id, base_path, hidden, content_guard_id, remote_id, repository_id, COALESCE(cache_control, '') FROM distributions`)
 	if err != nil {
 		return nil, fmt.Errorf("load distributions: %w", err)
 	}
@@ -58,7 +58,7 @@ func (h *Handler) current(ctx context.Context) (*snapshot, error) {
 		resolved: map[string]*publication{}, previous: map[string][]*publication{}}
 	for rows.Next() {
 		d := &distribution{}
-		if err := rows.Scan(&d.id, &d.basePath, &d.hidden, &d.guardID, &d.remoteID, &d.repoID); err != nil {
+		if err := rows.Scan(&d.id, &d.basePath, &d.hidden, &d.guardID, &d.remoteID, &d.repoID, &d.cacheControl); err != nil {
 			return nil, fmt.Errorf("load distributions: %w", err)
 		}
 		s.dists[d.basePath] = d
@@ -136,6 +136,7 @@ type cachedFile struct {
 	artifact          *store.Artifact
 	added             int64
 	contentArtifactID *string
+	metadata          bool
 }
 
 // pathCache is a bounded LRU of (publication, path) → stored file.

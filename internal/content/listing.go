@@ -73,29 +73,49 @@ func (h *Handler) serveBaseListing(w http.ResponseWriter, r *http.Request, p str
 	for _, e := range seen {
 		entries = append(entries, e)
 	}
-	h.writeListing(w, r, entries, p == "")
+	h.writeListing(w, r, entries, p == "", h.MetadataCacheControl)
 	return nil
+}
+
+// underDir is an SQL condition that col starts with dir (ending in "/"),
+// written as a range so that an index on col finds the rows: LIKE with
+// ESCAPE uses no index in SQLite, nor in PostgreSQL under a locale
+// collation. On PostgreSQL the range is in byte order ("C"), which the
+// indexes of migration 0030 serve. The arguments are dir and the first
+// string after everything that starts with it.
+func (h *Handler) underDir(col string, lo, hi int) string {
+	if h.Store.Dialect() == "postgres" {
+		col += ` COLLATE "C"`
+	}
+	return fmt.Sprintf("%s >= $%d AND %s < $%d", col, lo, col, hi)
+}
+
+// dirEnd is the first string after all strings starting with dir, which
+// ends in "/" ('/' + 1 is '0').
+func dirEnd(dir string) string {
+	return dir[:len(dir)-1] + "0"
 }
 
 // isDir reports whether anything is published below dir (ending in "/").
 func (h *Handler) isDir(ctx context.Context, pub *publication, dir string) (bool, error) {
 	var n int
-	err := h.Store.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM published_artifacts WHERE publication_id = $1 AND relative_path LIKE $2 ESCAPE '\' LIMIT 1) x`,
-		pub.id, likePrefix(dir)).Scan(&n)
+	err := h.Store.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM published_artifacts WHERE publication_id = $1 AND `+h.underDir("relative_path", 2, 3)+` LIMIT 1) x`,
+		pub.id, dir, dirEnd(dir)).Scan(&n)
 	if err != nil || n > 0 {
 		return n > 0, err
 	}
 	if !pub.passThrough {
 		return false, nil
 	}
-	err = h.Store.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM content_artifacts ca JOIN repository_content rc ON rc.content_id = ca.content_id
-		WHERE ca.relative_path LIKE $1 ESCAPE '\' AND `+membership+` LIMIT 1) x`, likePrefix(dir), pub.repoID, pub.number).Scan(&n)
+	err = h.Store.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM content_artifacts ca CROSS JOIN `+h.membershipOfContent()+`
+		WHERE rc.content_id = ca.content_id AND `+h.underDir("ca.relative_path", 1, 4)+` AND `+membership+` LIMIT 1) x`,
+		dir, pub.repoID, pub.number, dirEnd(dir)).Scan(&n)
 	return n > 0, err
 }
 
 // serveDirectory serves dir/index.html if published, else a listing of
 // the directory's entries.
-func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, pub *publication, dir string) error {
+func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, d *distribution, pub *publication, dir string) error {
 	ctx := r.Context()
 	if f, err := h.lookup(ctx, pub, dir+"index.html"); err != nil {
 		return err
@@ -104,7 +124,7 @@ func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, pub *pu
 		if err != nil {
 			return err
 		}
-		return h.serveArtifact(w, r, a, dir+"index.html", f.added)
+		return h.serveArtifact(w, r, blobOf(a), dir+"index.html", f.added, h.cacheControl(d, true))
 	}
 	entries := map[string]*entry{}
 	add := func(rel string, when, size int64) {
@@ -118,8 +138,14 @@ func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, pub *pu
 			entries[name] = &entry{name: name, when: when, size: size, isDir: isDir}
 		}
 	}
-	rows, err := h.Store.Query(ctx, `SELECT pa.relative_path, pa.created, COALESCE(a.size, 0) FROM published_artifacts pa
-		LEFT JOIN artifacts a ON a.id = pa.artifact_id WHERE pa.publication_id = $1 AND pa.relative_path LIKE $2 ESCAPE '\'`, pub.id, likePrefix(dir))
+	// The root lists everything; a directory reads only the paths below it
+	// (through the path index, see underDir).
+	pubQ, pubArgs := `SELECT pa.relative_path, pa.created, COALESCE(a.size, 0) FROM published_artifacts pa
+		LEFT JOIN artifacts a ON a.id = pa.artifact_id WHERE pa.publication_id = $1`, []any{pub.id}
+	if dir != "" {
+		pubQ, pubArgs = pubQ+" AND "+h.underDir("pa.relative_path", 2, 3), append(pubArgs, dir, dirEnd(dir))
+	}
+	rows, err := h.Store.Query(ctx, pubQ, pubArgs...)
 	if err != nil {
 		return fmt.Errorf("list published files: %w", err)
 	}
@@ -135,12 +161,19 @@ func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, pub *pu
 	rows.Close()
 	if pub.passThrough {
 		// Size from the artifact, or from a remote artifact for on-demand
-		// content, as Pulp's listing does.
-		rows, err := h.Store.Query(ctx, `SELECT ca.relative_path, rc.created,
-				COALESCE(a.size, (SELECT MAX(ra.size) FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id), 0)
-			FROM content_artifacts ca JOIN repository_content rc ON rc.content_id = ca.content_id
-			LEFT JOIN artifacts a ON a.id = ca.artifact_id
-			WHERE ca.relative_path LIKE $1 ESCAPE '\' AND `+membership, likePrefix(dir), pub.repoID, pub.number)
+		// content, as Pulp's listing does. Below the root, the join starts
+		// from the paths (CROSS JOIN fixes SQLite's order), not from the
+		// repository's units.
+		sel := `SELECT ca.relative_path, rc.created,
+				COALESCE(a.size, (SELECT MAX(ra.size) FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id), 0)`
+		q, args := sel+` FROM repository_content rc JOIN content_artifacts ca ON ca.content_id = rc.content_id
+			LEFT JOIN artifacts a ON a.id = ca.artifact_id WHERE `+membershipFrom(1), []any{pub.repoID, pub.number}
+		if dir != "" {
+			q = sel + ` FROM content_artifacts ca CROSS JOIN ` + h.membershipOfContent() + ` LEFT JOIN artifacts a ON a.id = ca.artifact_id
+			WHERE rc.content_id = ca.content_id AND ` + h.underDir("ca.relative_path", 3, 4) + ` AND ` + membershipFrom(1)
+			args = append(args, dir, dirEnd(dir))
+		}
+		rows, err := h.Store.Query(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("list content: %w", err)
 		}
@@ -162,12 +195,12 @@ func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, pub *pu
 	for _, e := range entries {
 		list = append(list, e)
 	}
-	h.writeListing(w, r, list, false)
+	h.writeListing(w, r, list, false, h.cacheControl(d, true))
 	return nil
 }
 
 // writeListing renders an nginx-like index page.
-func (h *Handler) writeListing(w http.ResponseWriter, r *http.Request, entries []*entry, root bool) {
+func (h *Handler) writeListing(w http.ResponseWriter, r *http.Request, entries []*entry, root bool, cacheControl string) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 	title := html.EscapeString(r.URL.Path)
 	var b strings.Builder
@@ -190,7 +223,7 @@ func (h *Handler) writeListing(w http.ResponseWriter, r *http.Request, entries [
 	}
 	b.WriteString("</pre><hr></body>\n</html>\n")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", h.MetadataCacheControl)
+	w.Header().Set("Cache-Control", cacheControl)
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write([]byte(b.String()))

@@ -66,7 +66,7 @@ func (h *Handler) servePullThrough(w http.ResponseWriter, r *http.Request, d *di
 		if err != nil {
 			return err
 		}
-		return h.serveArtifact(w, r, a, rel, a.Created)
+		return h.serveArtifact(w, r, blobOf(a), rel, a.Created, h.cacheControl(d, false))
 	}
 	streamed := remote.Policy == "streamed"
 	req := lazy.Request{SHA256: sha.String, Size: size, ContentType: ContentType(rel),
@@ -79,7 +79,7 @@ func (h *Handler) servePullThrough(w http.ResponseWriter, r *http.Request, d *di
 			}
 		}
 	}
-	err = h.Lazy.Serve(w, r, req)
+	err = h.Lazy.Serve(withCacheControl(w, d.cacheControl), r, req)
 	var na *lazy.NotAvailableError
 	if errors.As(err, &na) {
 		if na.NotFound {

@@ -452,6 +452,8 @@ type DistributionRow struct {
 	RepositoryVersionID, VersionRepoID, VersionRepoType *string
 	VersionNumber                                       *int
 	RemoteID, RemoteType                                *string
+	// CacheControl is the distribution's own Cache-Control, if set.
+	CacheControl *string
 }
 
 // pdDistributionFrom selects distributions (aliased d) with the types of the
@@ -466,14 +468,14 @@ const pdDistributionFrom = ` FROM distributions d
 
 const pdDistributionColumns = `d.id, d.pulp_type, d.created, d.last_updated, d.name, d.base_path, d.hidden, d.checkpoint, d.pulp_labels,
 	d.content_guard_id, dg.pulp_type, d.publication_id, dp.pulp_type, d.repository_id, dr.pulp_type,
-	d.repository_version_id, dv.repository_id, dvr.pulp_type, dv.number, d.remote_id, dm.pulp_type`
+	d.repository_version_id, dv.repository_id, dvr.pulp_type, dv.number, d.remote_id, dm.pulp_type, d.cache_control`
 
 func pdScanDistribution(row interface{ Scan(...any) error }) (*DistributionRow, error) {
 	d := &DistributionRow{}
 	var labels string
 	err := row.Scan(&d.ID, &d.PulpType, &d.Created, &d.LastUpdated, &d.Name, &d.BasePath, &d.Hidden, &d.Checkpoint, &labels,
 		&d.ContentGuardID, &d.ContentGuardType, &d.PublicationID, &d.PublicationType, &d.RepositoryID, &d.RepositoryType,
-		&d.RepositoryVersionID, &d.VersionRepoID, &d.VersionRepoType, &d.VersionNumber, &d.RemoteID, &d.RemoteType)
+		&d.RepositoryVersionID, &d.VersionRepoID, &d.VersionRepoType, &d.VersionNumber, &d.RemoteID, &d.RemoteType, &d.CacheControl)
 	if err != nil {
 		return nil, err
 	}

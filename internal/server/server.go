@@ -199,6 +199,10 @@ func New(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger,
 	if roles.Content {
 		ch := content.NewHandler(st, be, cfg.ContentPathPrefix, log)
 		ch.CacheControl = cfg.ContentCacheControl
+		ch.SetIndexUnits(cfg.ContentIndexUnits)
+		if cfg.ContentMetadataCacheControl != "" {
+			ch.MetadataCacheControl = cfg.ContentMetadataCacheControl
+		}
 		ch.Metrics = content.NewMetrics(s.reg)
 		ch.Guard = (&contentguard.Checker{Store: st, Log: log}).Check
 		ch.HideGuarded = cfg.HideGuardedDistributions

@@ -27,6 +27,9 @@ type FileDistributionResponse struct {
 	Publication *string `json:"publication" api:"nullable" doc:"Publication to be served"`
 	Checkpoint  bool    `json:"checkpoint"`
 	Remote      *string `json:"remote" api:"nullable" doc:"Remote that can be used to fetch content when using pull-through caching."`
+	// CacheControl is pith's own: Pulp has no such field, and clients
+	// that do not know it ignore it.
+	CacheControl *string `json:"cache_control" api:"nullable" doc:"Cache-Control header sent with everything this distribution serves, instead of the server's settings. Null: the server's."`
 }
 
 // SchemaName names the component as Pulp does.
@@ -50,6 +53,7 @@ type FileDistribution struct {
 	Publication          *string           `json:"publication" api:"nullable" doc:"Publication to be served"`
 	Checkpoint           bool              `json:"checkpoint"`
 	Remote               *string           `json:"remote" api:"nullable" doc:"Remote that can be used to fetch content when using pull-through caching."`
+	CacheControl         *string           `json:"cache_control" api:"nullable" doc:"Cache-Control header sent with everything this distribution serves, instead of the server's settings. Null: the server's."`
 }
 
 // SchemaName names the component as Pulp does.
@@ -64,6 +68,7 @@ type distState struct {
 	ContentGuard, Publication     *string
 	Repository, RepositoryVersion *string
 	Remote                        *string
+	CacheControl                  *string
 }
 
 // distChange is a validated request, with references resolved to ids: the
@@ -81,6 +86,7 @@ type distChange struct {
 	Repository        *string            `json:"repository,omitempty"`
 	RepositoryVersion *string            `json:"repository_version,omitempty"`
 	Remote            *string            `json:"remote,omitempty"`
+	CacheControl      *string            `json:"cache_control,omitempty"`
 }
 
 func nullable(id *string) *string {
@@ -122,6 +128,7 @@ func (ch *distChange) apply(s distState) distState {
 	set(&s.Repository, ch.Repository)
 	set(&s.RepositoryVersion, ch.RepositoryVersion)
 	set(&s.Remote, ch.Remote)
+	set(&s.CacheControl, ch.CacheControl)
 	return s
 }
 
@@ -140,14 +147,15 @@ func labelsEqual(a, b map[string]string) bool {
 func (s distState) equal(o distState) bool {
 	return s.Name == o.Name && s.BasePath == o.BasePath && s.Hidden == o.Hidden && s.Checkpoint == o.Checkpoint &&
 		labelsEqual(s.Labels, o.Labels) && sameRef(s.ContentGuard, o.ContentGuard) && sameRef(s.Publication, o.Publication) &&
-		sameRef(s.Repository, o.Repository) && sameRef(s.RepositoryVersion, o.RepositoryVersion) && sameRef(s.Remote, o.Remote)
+		sameRef(s.Repository, o.Repository) && sameRef(s.RepositoryVersion, o.RepositoryVersion) && sameRef(s.Remote, o.Remote) &&
+		sameRef(s.CacheControl, o.CacheControl)
 }
 
 func stateOf(r *coreapi.DistributionRow) distState {
 	return distState{
 		Name: r.Name, BasePath: r.BasePath, Hidden: r.Hidden, Checkpoint: r.Checkpoint, Labels: r.Labels,
 		ContentGuard: r.ContentGuardID, Publication: r.PublicationID, Repository: r.RepositoryID,
-		RepositoryVersion: r.RepositoryVersionID, Remote: r.RemoteID,
+		RepositoryVersion: r.RepositoryVersionID, Remote: r.RemoteID, CacheControl: r.CacheControl,
 	}
 }
 
@@ -387,6 +395,16 @@ func changeFromBody(c *api.Ctx, s *store.Store, partial bool) (*distChange, erro
 	if c.Has("checkpoint") || !partial {
 		ch.Checkpoint = &b.Checkpoint
 	}
+	if c.Has("cache_control") || !partial {
+		v := ""
+		if b.CacheControl != nil {
+			v = *b.CacheControl
+		}
+		if msg := validCacheControl(v); msg != "" {
+			return nil, api.FieldErrors{"cache_control": {msg}}
+		}
+		ch.CacheControl = &v
+	}
 	if c.Has("pulp_labels") || !partial {
 		labels := b.PulpLabels
 		if labels == nil {
@@ -413,6 +431,7 @@ func newFileDistributionResponse(d *Deps, r *coreapi.DistributionRow) FileDistri
 	out := FileDistributionResponse{
 		DistributionResponse: coreapi.NewDistributionResponse(r, d.ContentOrigin, d.ContentPathPrefix, true),
 		Checkpoint:           r.Checkpoint,
+		CacheControl:         nullable(r.CacheControl),
 	}
 	if r.PublicationID != nil && r.PublicationType != nil {
 		h := coreapi.PublicationHref(*r.PublicationType, *r.PublicationID)
@@ -589,10 +608,10 @@ func registerDistributionMutator(d *Deps) {
 				}
 				now := store.Now()
 				_, err := tx.Exec(ctx, `INSERT INTO distributions (id, created, last_updated, pulp_type, name, base_path, hidden, checkpoint,
-					pulp_labels, content_guard_id, publication_id, repository_id, repository_version_id, remote_id)
-					VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+					pulp_labels, content_guard_id, publication_id, repository_id, repository_version_id, remote_id, cache_control)
+					VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 					id, now, Type, st.Name, st.BasePath, st.Hidden, st.Checkpoint, store.EncodeLabels(st.Labels),
-					st.ContentGuard, st.Publication, st.Repository, st.RepositoryVersion, st.Remote)
+					st.ContentGuard, st.Publication, st.Repository, st.RepositoryVersion, st.Remote, st.CacheControl)
 				if err != nil {
 					return err
 				}
@@ -621,10 +640,10 @@ func registerDistributionMutator(d *Deps) {
 						return err
 					}
 					res, err := tx.Exec(ctx, `UPDATE distributions SET last_updated = $3, name = $4, base_path = $5, hidden = $6, checkpoint = $7,
-						pulp_labels = $8, content_guard_id = $9, publication_id = $10, repository_id = $11, repository_version_id = $12, remote_id = $13
-						WHERE id = $1 AND last_updated = $2`,
+						pulp_labels = $8, content_guard_id = $9, publication_id = $10, repository_id = $11, repository_version_id = $12, remote_id = $13,
+						cache_control = $14 WHERE id = $1 AND last_updated = $2`,
 						id, cur.LastUpdated, max(store.Now(), cur.LastUpdated+1), next.Name, next.BasePath, next.Hidden, next.Checkpoint,
-						store.EncodeLabels(next.Labels), next.ContentGuard, next.Publication, next.Repository, next.RepositoryVersion, next.Remote)
+						store.EncodeLabels(next.Labels), next.ContentGuard, next.Publication, next.Repository, next.RepositoryVersion, next.Remote, next.CacheControl)
 					if err != nil {
 						return err
 					}
@@ -672,4 +691,20 @@ func registerPublishTasks(d *Deps) {
 // serves nothing, and store.ErrNotFound when it does not exist.
 func ResolveDistribution(ctx context.Context, s *store.Store, distID string) (publicationID string, err error) {
 	return content.ResolvePublication(ctx, s, distID)
+}
+
+// maxCacheControl bounds a distribution's Cache-Control value.
+const maxCacheControl = 1024
+
+// validCacheControl reports why v cannot be sent as a Cache-Control
+// header, or "": it must fit in a header line (no control characters,
+// which could split the response) and be of reasonable length.
+func validCacheControl(v string) string {
+	if len(v) > maxCacheControl {
+		return fmt.Sprintf("Ensure this field has no more than %d characters.", maxCacheControl)
+	}
+	if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r >= 0x7f }) {
+		return "Enter a valid Cache-Control header value: printable ASCII only."
+	}
+	return ""
 }

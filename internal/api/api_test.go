@@ -11,16 +11,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 )
 
 type widget struct {
 	Base
-	Name  string  `json:"name" api:"required" minlen:"1"`
-	Count *int    `json:"count" min:"1"`
-	Kind  string  `json:"kind" enum:"a,b"`
-	Note  *string `json:"note" api:"nullable"`
+	Name  string     `json:"name" api:"required" minlen:"1"`
+	Count *int       `json:"count" min:"1"`
+	Kind  string     `json:"kind" enum:"a,b"`
+	Note  *string    `json:"note" api:"nullable"`
+	When  *time.Time `json:"when"`
 }
 
 func (widget) SchemaName() string { return "Widget" }
@@ -208,7 +210,7 @@ func TestBodyValidation(t *testing.T) {
 		t.Errorf("malformed JSON: %d %v", resp.StatusCode, body)
 	}
 	big := `{"name": "` + strings.Repeat("x", 9<<20) + `"}`
-	if resp, _ := do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(big), true); resp.StatusCode != 413 {
+	if resp, _ := do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(big), true); resp.StatusCode != 400 {
 		t.Errorf("oversized body: %d", resp.StatusCode)
 	}
 	resp, body = do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "ok", "count": 3, "note": null}`), true)
@@ -317,3 +319,30 @@ func TestDocumentIsValidOpenAPI(t *testing.T) {
 }
 
 func filepathGlob(dir string) ([]string, error) { return filepath.Glob(filepath.Join(dir, "*")) }
+
+// Datetime fields take the forms DRF does (pulp-cli and Pulp's own tests
+// send "%Y-%m-%dT%H:%M" and dates without a zone), meaning UTC.
+func TestBodyDateTimes(t *testing.T) {
+	_, ts := newTestServer(t)
+	for in, want := range map[string]string{
+		"2030-01-02":                "2030-01-02T00:00:00Z",
+		"2030-01-02T03:04":          "2030-01-02T03:04:00Z",
+		"2030-01-02T03:04:05":       "2030-01-02T03:04:05Z",
+		"2030-01-02T03:04:05.5Z":    "2030-01-02T03:04:05.5Z",
+		"2030-01-02T03:04:05+02:00": "2030-01-02T01:04:05Z",
+		"2030-01-02 03:04:05":       "2030-01-02T03:04:05Z",
+		"2030-01-02T03:04+01:00":    "2030-01-02T02:04:00Z",
+	} {
+		resp, body := do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "x", "when": "`+in+`"}`), true)
+		if resp.StatusCode != 201 || body["when"] != want {
+			t.Errorf("%s: %d %v, want %s", in, resp.StatusCode, body, want)
+		}
+	}
+	for _, in := range []string{`"yesterday"`, `"2030-13-01"`, `5`, `true`} {
+		resp, body := do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "x", "when": `+in+`}`), true)
+		msgs, _ := body["when"].([]any)
+		if resp.StatusCode != 400 || len(msgs) != 1 || !strings.HasPrefix(msgs[0].(string), "Datetime has wrong format.") {
+			t.Errorf("%s: %d %v", in, resp.StatusCode, body)
+		}
+	}
+}

@@ -237,7 +237,7 @@ func taskFilters() *api.FilterSet {
 			"name": "name", "state": "state", "pulp_id": "id", "pulp_last_updated": "last_updated"},
 		Filters: []api.Filter{
 			{Name: "state", Column: "state", Kind: api.Exact, Lookups: []string{"", "in", "ne"}, Doc: "Filter results by state (" + taskStates + ")",
-				Apply: nil},
+				Choices: strings.Split(taskStates, ",")},
 			{Name: "name", Column: "name", Kind: api.Exact, Lookups: []string{"", "contains", "in", "ne"}},
 			{Name: "logging_cid", Column: "logging_cid", Kind: api.Exact, Lookups: []string{"", "contains"}},
 			{Name: "pulp_id", Column: "id", Kind: api.Exact, Lookups: []string{"in"}},

@@ -222,7 +222,7 @@ func refFilter(collection, column string) func(q *api.Query, lookup, v string) e
 	return func(q *api.Query, _, v string) error {
 		id := api.IDFromHref(v, collection, "core."+strings.TrimSuffix(strings.Trim(strings.TrimPrefix(collection, api.Root), "/"), "s"))
 		if id == "" {
-			return fmt.Errorf("Select a valid choice. That choice is not one of the available choices.")
+			return api.NonFieldError("Select a valid choice. That choice is not one of the available choices.")
 		}
 		q.Where(column+" = ?", id)
 		return nil

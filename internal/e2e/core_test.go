@@ -412,3 +412,103 @@ func TestSignals(t *testing.T) {
 		}
 	})
 }
+
+// TestKillDuringUploadCommit kills the process while an upload commit is
+// copying the upload into artifact storage. The upload's file is swapped
+// for a FIFO so the test, not timing, decides when the commit is mid-way:
+// the kill lands after the commit task read part of the bytes.
+func TestKillDuringUploadCommit(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		data := randBytes(4 << 20)
+		up := p.postJSON("/pulp/api/v3/uploads/", map[string]any{"size": len(data)})
+		if up.code != 201 {
+			t.Fatalf("create upload: %d %s", up.code, up.body)
+		}
+		href := up.json(t)["pulp_href"].(string)
+		body, ct := multipartBody("file", data)
+		if r := p.do("PUT", href, body, ct, "Content-Range", fmt.Sprintf("bytes 0-%d/%d", len(data)-1, len(data))); r.code != 200 {
+			t.Fatalf("chunk: %d %s", r.code, r.body)
+		}
+		id := strings.TrimSuffix(href[strings.LastIndex(strings.TrimSuffix(href, "/"), "/")+1:], "/")
+		file := filepath.Join(p.dataDir, "upload", id)
+		if err := os.Remove(file); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(file, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			// The process dies under this request; its answer does not matter.
+			req, _ := http.NewRequest("POST", p.base+href+"commit/", strings.NewReader(`{"sha256": "`+sum(data)+`"}`))
+			req.SetBasicAuth("admin", password)
+			req.Header.Set("Content-Type", "application/json")
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}()
+		// Opening the FIFO for writing blocks until a reader opens it.
+		openW := func() *os.File {
+			t.Helper()
+			w, err := os.OpenFile(file, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return w
+		}
+		commitTask := func(state string) map[string]any {
+			t.Helper()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				l := p.get("/pulp/api/v3/tasks/?name=pulpcore.app.tasks.upload.commit").json(t)
+				if res := l["results"].([]any); len(res) == 1 {
+					if task := res[0].(map[string]any); state == "" || task["state"] == state {
+						return task
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no commit task in state %q", state)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		// The API checks the whole file's digest, closes it, then
+		// dispatches the commit task.
+		w := openW()
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		commitTask("")
+		// The commit task reads half and waits for the rest, which never
+		// comes: the writer stays open until the process is gone.
+		w = openW()
+		defer w.Close()
+		if _, err := w.Write(data[:len(data)/2]); err != nil {
+			t.Fatal(err)
+		}
+		task := commitTask("running")
+		p.kill()
+		p.start()
+		taskHref := task["pulp_href"].(string)
+		got := p.get(taskHref).json(t)
+		if p.dbURL != "" {
+			got = p.waitState(taskHref, "failed")
+		}
+		if got["state"] != "failed" {
+			t.Fatalf("interrupted commit: %v", got)
+		}
+		if n := p.get("/pulp/api/v3/artifacts/").json(t)["count"].(float64); n != 0 {
+			t.Fatalf("half-committed artifact visible: %v", n)
+		}
+		if files := filesUnder(t, filepath.Join(p.dataDir, "media")); len(files) != 0 {
+			t.Fatalf("files left after crash and restart: %v", files)
+		}
+		// The upload is intact and can be deleted (or committed again).
+		if r := p.get(href); r.code != 200 {
+			t.Fatalf("upload after crash: %d %s", r.code, r.body)
+		}
+		if r := p.do("DELETE", href, nil, ""); r.code != 204 {
+			t.Fatalf("delete upload: %d %s", r.code, r.body)
+		}
+	})
+}

@@ -9,11 +9,15 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pith-project/pith/internal/store/storetest"
 )
 
 func sum(b []byte) string {
@@ -511,4 +515,134 @@ func TestKillDuringUploadCommit(t *testing.T) {
 			t.Fatalf("delete upload: %d %s", r.code, r.body)
 		}
 	})
+}
+
+// statusAs is the status code of GET path with the given password.
+func (p *instance) statusAs(pw, path string) int {
+	p.t.Helper()
+	req, _ := http.NewRequest("GET", p.base+path, nil)
+	req.SetBasicAuth("admin", pw)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// pith runs a one-shot pith command on the instance's data and database.
+func (p *instance) pith(stdin string, args ...string) (string, error) {
+	p.t.Helper()
+	cmd := exec.Command(pithBin, append(args, "--data-dir", p.dataDir)...)
+	cmd.Env = append(os.Environ(), "PITH_DATABASE_URL="+p.dbURL, "PITH_ADMIN_PASSWORD=")
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+var generatedRE = regexp.MustCompile(`Generated password for user admin: (\S+)`)
+
+// TestFirstStartPasswordAndAdminCommands: without PITH_ADMIN_PASSWORD the
+// first start generates the admin password and prints it once; pith
+// migrate prepares a database; pith admin reset-password changes the
+// password, from a flag, stdin or generated.
+func TestFirstStartPasswordAndAdminCommands(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			p := &instance{t: t, dataDir: t.TempDir(), dbURL: b.URL(t), env: []string{"PITH_ADMIN_PASSWORD="}}
+			out, err := p.pith("", "migrate")
+			if err != nil || !regexp.MustCompile(`database \((sqlite|postgres)\) is at migration \d{4}_`).MatchString(out) {
+				t.Fatalf("pith migrate: %v: %s", err, out)
+			}
+			if out2, err := p.pith("", "migrate"); err != nil || out2 != out {
+				t.Fatalf("second pith migrate: %v: %s (first: %s)", err, out2, out)
+			}
+			p.start()
+			t.Cleanup(p.stop)
+			m := generatedRE.FindAllStringSubmatch(p.log.String(), -1)
+			if len(m) != 1 {
+				t.Fatalf("generated password printed %d times:\n%s", len(m), p.log.String())
+			}
+			generated := m[0][1]
+			if c := p.statusAs(generated, "/pulp/api/v3/tasks/"); c != 200 {
+				t.Fatalf("generated password: %d", c)
+			}
+			if c := p.statusAs(password, "/pulp/api/v3/tasks/"); c != 401 {
+				t.Fatalf("some other password works: %d", c)
+			}
+			// A restart neither prints nor changes it.
+			p.stop()
+			p.start()
+			if generatedRE.MatchString(p.log.String()) {
+				t.Fatalf("password printed again:\n%s", p.log.String())
+			}
+			if c := p.statusAs(generated, "/pulp/api/v3/tasks/"); c != 200 {
+				t.Fatalf("generated password after restart: %d", c)
+			}
+			// reset-password while the server runs: by flag, by stdin, random.
+			if out, err := p.pith("", "admin", "reset-password", "--password", "flag-pw"); err != nil {
+				t.Fatalf("reset-password --password: %v: %s", err, out)
+			}
+			if p.statusAs("flag-pw", "/pulp/api/v3/tasks/") != 200 || p.statusAs(generated, "/pulp/api/v3/tasks/") != 401 {
+				t.Fatal("reset-password --password did not take effect")
+			}
+			if out, err := p.pith("stdin-pw\n", "admin", "reset-password"); err != nil {
+				t.Fatalf("reset-password from stdin: %v: %s", err, out)
+			}
+			if p.statusAs("stdin-pw", "/pulp/api/v3/tasks/") != 200 || p.statusAs("flag-pw", "/pulp/api/v3/tasks/") != 401 {
+				t.Fatal("reset-password from stdin did not take effect")
+			}
+			out, err = p.pith("", "admin", "reset-password", "--random")
+			rm := regexp.MustCompile(`New password for user admin: (\S+)`).FindStringSubmatch(out)
+			if err != nil || rm == nil {
+				t.Fatalf("reset-password --random: %v: %s", err, out)
+			}
+			if p.statusAs(rm[1], "/pulp/api/v3/tasks/") != 200 {
+				t.Fatal("random password does not work")
+			}
+			if out, err := p.pith("", "admin", "reset-password"); err == nil {
+				t.Fatalf("empty password accepted: %s", out)
+			}
+		})
+	}
+}
+
+// TestSettingsFromFileAndEnvironment starts the real binary with its
+// settings in a config file and PITH_* variables instead of flags.
+func TestSettingsFromFileAndEnvironment(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := &instance{t: t, dataDir: filepath.Join(dir, "data-from-file"), dbURL: b.URL(t)}
+			cfg := filepath.Join(dir, "pith.yaml")
+			p.args = func(p *instance) []string {
+				// Flags are absent: addr and data-dir come from the file,
+				// workers and the content origin from the environment
+				// (which wins over the file's workers: 5).
+				y := fmt.Sprintf("addr: %s\ndata-dir: %s\nworkers: 5\nworker-ttl: 3s\n", p.addr, p.dataDir)
+				if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return []string{"serve", "--config", cfg}
+			}
+			p.env = []string{"PITH_WORKERS=1", "PITH_CONTENT_ORIGIN=https://content.example.test"}
+			p.start()
+			t.Cleanup(p.stop)
+			st := p.get("/pulp/api/v3/status/").json(t)
+			if n := len(st["online_workers"].([]any)); n != 1 {
+				t.Errorf("online workers = %d, want 1 from PITH_WORKERS", n)
+			}
+			if o := st["content_settings"].(map[string]any)["content_origin"]; o != "https://content.example.test" {
+				t.Errorf("content origin = %v", o)
+			}
+			if _, err := os.Stat(filepath.Join(p.dataDir, "media")); err != nil {
+				t.Errorf("data dir from the config file not used: %v", err)
+			}
+			// A bad setting stops the process with a clear message.
+			out, err := exec.Command(pithBin, "serve", "--config", cfg, "--workers", "-1").CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "workers must be >= 0") {
+				t.Errorf("bad setting: %v: %s", err, out)
+			}
+		})
+	}
 }

@@ -646,3 +646,113 @@ func TestSettingsFromFileAndEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// worker starts a `pith worker` process beside p on p's database and data.
+func (p *instance) worker(n int) *exec.Cmd {
+	p.t.Helper()
+	cmd := exec.Command(pithBin, "worker", "--data-dir", p.dataDir, "--workers", fmt.Sprint(n), "--worker-ttl", "3s")
+	cmd.Env = append(os.Environ(), "PITH_ENABLE_TEST_TASKS=true", "PITH_DATABASE_URL="+p.dbURL)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	p.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if p.t.Failed() {
+			p.t.Logf("worker %d log:\n%s", cmd.Process.Pid, log.String())
+		}
+	})
+	return cmd
+}
+
+// TestScaleOutProcesses runs `pith api` and separate `pith worker`
+// processes on one PostgreSQL database: workers share the queue in FIFO
+// order per resource, and when every worker is killed a new one fails the
+// orphaned task and frees its lock. On SQLite the split roles refuse to
+// start.
+func TestScaleOutProcesses(t *testing.T) {
+	for _, role := range []string{"api", "content", "worker"} {
+		cmd := exec.Command(pithBin, role, "--data-dir", t.TempDir())
+		cmd.Env = append(os.Environ(), "PITH_DATABASE_URL=")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "needs a shared PostgreSQL database") {
+			t.Errorf("pith %s on SQLite: %v: %s", role, err, out)
+		}
+	}
+	var pg *storetest.Backend
+	for _, b := range storetest.Backends() {
+		if b.Name == "postgres" {
+			pg = &b
+		}
+	}
+	if pg == nil {
+		t.Log("PITH_TEST_DATABASE_URL not set: the PostgreSQL part did not run")
+		return
+	}
+	p := &instance{t: t, dataDir: t.TempDir(), dbURL: pg.URL(t)}
+	p.args = func(p *instance) []string {
+		return []string{"api", "--addr", p.addr, "--data-dir", p.dataDir, "--worker-ttl", "3s"}
+	}
+	p.start()
+	t.Cleanup(p.stop)
+	w1, w2 := p.worker(1), p.worker(1)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := p.get("/pulp/api/v3/status/").json(t)
+		if len(st["online_workers"].([]any)) == 2 {
+			if len(st["online_api_apps"].([]any)) != 1 || len(st["online_content_apps"].([]any)) != 0 {
+				t.Fatalf("apps: %v %v", st["online_api_apps"], st["online_content_apps"])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers never came online: %v", st["online_workers"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Conflicting tasks run one at a time, in dispatch order, although two
+	// workers are free; a task on another resource runs beside them.
+	var hrefs []string
+	for range 4 {
+		hrefs = append(hrefs, sleepTask(t, p, 0.3, "scale-r"))
+	}
+	other := sleepTask(t, p, 0.3, "scale-other")
+	var prevEnd time.Time
+	for i, h := range hrefs {
+		task := p.waitTask(h)
+		if task["state"] != "completed" {
+			t.Fatalf("task %d: %v", i, task)
+		}
+		start, _ := time.Parse(time.RFC3339Nano, task["started_at"].(string))
+		end, _ := time.Parse(time.RFC3339Nano, task["finished_at"].(string))
+		if start.Before(prevEnd) {
+			t.Fatalf("task %d started at %s before its predecessor finished at %s", i, start, prevEnd)
+		}
+		prevEnd = end
+	}
+	if st := p.waitTask(other)["state"]; st != "completed" {
+		t.Fatalf("independent task: %v", st)
+	}
+	// Both workers vanish mid-task; a new worker notices after the TTL.
+	long := sleepTask(t, p, 60, "scale-r")
+	p.waitState(long, "running")
+	w1.Process.Kill()
+	w2.Process.Kill()
+	p.worker(1)
+	got := p.waitState(long, "failed")
+	if !strings.Contains(fmt.Sprint(got["error"]), "gone missing") {
+		t.Fatalf("orphaned task: %v", got)
+	}
+	if st := p.waitTask(sleepTask(t, p, 0, "scale-r"))["state"]; st != "completed" {
+		t.Fatalf("task after the vanished worker: %v", st)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 type widget struct {
@@ -344,5 +347,60 @@ func TestBodyDateTimes(t *testing.T) {
 		if resp.StatusCode != 400 || len(msgs) != 1 || !strings.HasPrefix(msgs[0].(string), "Datetime has wrong format.") {
 			t.Errorf("%s: %d %v", in, resp.StatusCode, body)
 		}
+	}
+}
+
+// TestRequestLogAndMetrics: every request is one structured log line and
+// is counted by operation and status code.
+func TestRequestLogAndMetrics(t *testing.T) {
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	s := New(Options{Auth: fakeAuth{}, SpoolDir: t.TempDir(), Registry: reg, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	s.Register(&Route{OperationID: "widgets_create", Method: "POST", Path: Root + "widgets/", Tag: "Widgets", Body: &widget{}, Response: widget{}, Status: 201,
+		Handle: func(c *Ctx) (any, error) { return Body[widget](c), nil }})
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "a"}`), true, "Correlation-Id", "cid-1")
+	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{}`), true)
+	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "a"}`), false)
+	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "b"}`), true)
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		if m["msg"] == "request" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != 4 {
+		t.Fatalf("%d request log lines for 4 requests:\n%s", len(lines), logs.String())
+	}
+	if l := lines[0]; l["status"] != 201.0 || l["operation"] != "widgets_create" || l["method"] != "POST" || l["cid"] != "cid-1" || l["user"] != "admin" {
+		t.Errorf("first line: %v", l)
+	}
+	want := map[string]float64{"201": 2, "400": 1, "401": 1}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "pith_api_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			if labels["operation"] == "widgets_create" {
+				got[labels["code"]] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("requests by status: %v, want %v", got, want)
 	}
 }

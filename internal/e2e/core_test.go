@@ -214,6 +214,9 @@ func TestChunkedUploadAndCommit(t *testing.T) {
 		if a["sha256"] != sum(data) || a["size"].(float64) != 2500 {
 			t.Fatalf("artifact: %v", a)
 		}
+		if l := p.get("/pulp/api/v3/tasks/?created_resources=" + created[0].(string)).json(t); l["count"].(float64) != 1 {
+			t.Fatalf("tasks by created resource: %v", l)
+		}
 		if got, _ := os.ReadFile(filepath.Join(p.dataDir, "media", a["file"].(string))); !bytes.Equal(got, data) {
 			t.Fatal("committed bytes differ")
 		}
@@ -755,4 +758,67 @@ func TestScaleOutProcesses(t *testing.T) {
 	if st := p.waitTask(sleepTask(t, p, 0, "scale-r"))["state"]; st != "completed" {
 		t.Fatalf("task after the vanished worker: %v", st)
 	}
+}
+
+// TestTaskPurgeAndFilterValidation: tasks/purge/ takes Pulp's datetime
+// forms and final states only; bad filter values are 400s, not empty
+// lists; the workers list shows the live workers.
+func TestTaskPurgeAndFilterValidation(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		a, b := sleepTask(t, p, 0, "purge-a"), sleepTask(t, p, 0, "purge-b")
+		p.waitState(a, "completed")
+		p.waitState(b, "completed")
+		long := sleepTask(t, p, 60, "purge-c")
+		p.waitState(long, "running")
+		for q, field := range map[string]string{
+			"state=bogus":              "state",
+			"state__in=running,bogus":  "state__in",
+			"started_at__gte=tomorrow": "started_at__gte",
+			"worker__isnull=perhaps":   "worker__isnull",
+			"parent_task=/nope/":       "parent_task",
+			"ordering=nonsense":        "ordering",
+			"limit=-1":                 "limit",
+		} {
+			r := p.get("/pulp/api/v3/tasks/?" + q)
+			if r.code != 400 || r.json(t)[field] == nil {
+				t.Errorf("%s: %d %s", q, r.code, r.body)
+			}
+		}
+		if n := p.get("/pulp/api/v3/tasks/?state__ne=completed").json(t)["count"].(float64); n != 1 {
+			t.Errorf("state__ne=completed: %v", n)
+		}
+		if r := p.postJSON("/pulp/api/v3/tasks/purge/", map[string]any{"states": []string{"running"}}); r.code != 400 || r.json(t)["states"] == nil {
+			t.Errorf("purge of running tasks: %d %s", r.code, r.body)
+		}
+		if r := p.postJSON("/pulp/api/v3/tasks/purge/", map[string]any{"finished_before": "soon"}); r.code != 400 || r.json(t)["finished_before"] == nil {
+			t.Errorf("purge with a bad date: %d %s", r.code, r.body)
+		}
+		// pulp-cli and Pulp's tests send "%Y-%m-%dT%H:%M", without a zone.
+		tomorrow := time.Now().UTC().Add(24 * time.Hour).Format("2006-01-02T15:04")
+		r := p.postJSON("/pulp/api/v3/tasks/purge/", map[string]any{"finished_before": tomorrow, "states": []string{"completed"}})
+		if r.code != 202 {
+			t.Fatalf("purge: %d %s", r.code, r.body)
+		}
+		purge := r.json(t)["task"].(string)
+		if st := p.waitTask(purge)["state"]; st != "completed" {
+			t.Fatalf("purge task: %v", st)
+		}
+		for _, h := range []string{a, b} {
+			if r := p.get(h); r.code != 404 {
+				t.Errorf("purged task %s still there: %d", h, r.code)
+			}
+		}
+		if st := p.get(long).json(t)["state"]; st != "running" {
+			t.Errorf("running task touched by purge: %v", st)
+		}
+		if st := p.get(purge).json(t)["state"]; st != "completed" {
+			t.Errorf("purge task itself: %v", st)
+		}
+		ws := p.get("/pulp/api/v3/workers/?online=true").json(t)
+		if ws["count"].(float64) != 2 {
+			t.Errorf("online workers: %v", ws)
+		}
+		p.patchJSON(long, map[string]any{"state": "canceled"})
+		p.waitState(long, "canceled")
+	})
 }

@@ -770,12 +770,32 @@ func TestTaskPurgeAndFilterValidation(t *testing.T) {
 		p.waitState(b, "completed")
 		long := sleepTask(t, p, 60, "purge-c")
 		p.waitState(long, "running")
+		// Tasks name the worker that ran them, and filter by it.
+		worker, _ := p.get(a).json(t)["worker"].(string)
+		if !strings.HasPrefix(worker, "/pulp/api/v3/workers/") || p.get(worker).code != 200 {
+			t.Fatalf("task worker: %q", worker)
+		}
+		byWorker := p.get("/pulp/api/v3/tasks/?worker=" + worker).json(t)["results"].([]any)
+		found := false
+		for _, x := range byWorker {
+			if x.(map[string]any)["worker"] != worker {
+				t.Fatalf("worker filter returned a task of another worker: %v", x)
+			}
+			found = found || x.(map[string]any)["pulp_href"] == a
+		}
+		if !found {
+			t.Fatalf("worker filter misses the task: %v", byWorker)
+		}
+		if n := p.get("/pulp/api/v3/tasks/?worker__isnull=true").json(t)["count"].(float64); n != 0 {
+			t.Errorf("tasks without worker: %v", n)
+		}
 		for q, field := range map[string]string{
 			"state=bogus":              "state",
 			"state__in=running,bogus":  "state__in",
 			"started_at__gte=tomorrow": "started_at__gte",
 			"worker__isnull=perhaps":   "worker__isnull",
 			"parent_task=/nope/":       "parent_task",
+			"worker=/nope/":            "worker",
 			"ordering=nonsense":        "ordering",
 			"limit=-1":                 "limit",
 		} {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pith-project/pith/internal/store"
 	"github.com/pith-project/pith/internal/store/storetest"
 )
 
@@ -840,5 +841,84 @@ func TestTaskPurgeAndFilterValidation(t *testing.T) {
 		}
 		p.patchJSON(long, map[string]any{"state": "canceled"})
 		p.waitState(long, "canceled")
+	})
+}
+
+// TestOrphanCleanupContent: cleanup removes content in no repository
+// version, then the artifacts only it used, and their files; content in a
+// repository version and its artifact stay.
+func TestOrphanCleanupContent(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		upload := func() (href, file string) {
+			body, ct := multipartBody("file", randBytes(700))
+			a := p.do("POST", "/pulp/api/v3/artifacts/", body, ct).json(t)
+			return a["pulp_href"].(string), filepath.Join(p.dataDir, "media", a["file"].(string))
+		}
+		keptArt, keptFile := upload()
+		orphanArt, orphanFile := upload()
+		repo := p.postJSON("/pulp/api/v3/repositories/file/file/", map[string]any{"name": "orphans-repo"})
+		if repo.code != 201 {
+			t.Fatalf("repository: %d %s", repo.code, repo.body)
+		}
+		create := func(art, path string, extra map[string]any) string {
+			t.Helper()
+			body := map[string]any{"artifact": art, "relative_path": path}
+			for k, v := range extra {
+				body[k] = v
+			}
+			r := p.postJSON("/pulp/api/v3/content/file/files/", body)
+			if r.code != 202 {
+				t.Fatalf("content create: %d %s", r.code, r.body)
+			}
+			task := p.waitTask(r.json(t)["task"].(string))
+			if task["state"] != "completed" {
+				t.Fatalf("content create task: %v", task)
+			}
+			for _, h := range task["created_resources"].([]any) {
+				if strings.HasPrefix(h.(string), "/pulp/api/v3/content/file/files/") {
+					return h.(string)
+				}
+			}
+			t.Fatalf("no content in %v", task["created_resources"])
+			return ""
+		}
+		kept := create(keptArt, "kept.txt", map[string]any{"repository": repo.json(t)["pulp_href"]})
+		orphan := create(orphanArt, "orphan.txt", nil)
+		// content_hrefs limits the cleanup to the named units.
+		otherArt, _ := upload()
+		other := create(otherArt, "other.txt", nil)
+		for _, bad := range []string{"/pulp/api/v3/content/file/files/nope/", "/pulp/api/v3/content/file/files/" + store.NewID() + "/"} {
+			if r := p.postJSON("/pulp/api/v3/orphans/cleanup/", map[string]any{"content_hrefs": []string{bad}}); r.code != 400 || r.json(t)["content_hrefs"] == nil {
+				t.Errorf("content_hrefs %s: %d %s", bad, r.code, r.body)
+			}
+		}
+		r := p.postJSON("/pulp/api/v3/orphans/cleanup/", map[string]any{"orphan_protection_time": 0, "content_hrefs": []string{other}})
+		if task := p.waitTask(r.json(t)["task"].(string)); task["state"] != "completed" {
+			t.Fatalf("scoped cleanup: %v", task)
+		}
+		if p.get(other).code != 404 || p.get(otherArt).code != 404 || p.get(orphan).code != 200 {
+			t.Fatalf("scoped cleanup removed the wrong units")
+		}
+		// Within the protection time nothing goes.
+		r = p.postJSON("/pulp/api/v3/orphans/cleanup/", map[string]any{"orphan_protection_time": 10})
+		if task := p.waitTask(r.json(t)["task"].(string)); task["state"] != "completed" || p.get(orphan).code != 200 {
+			t.Fatalf("protected orphan removed: %v", task)
+		}
+		r = p.postJSON("/pulp/api/v3/orphans/cleanup/", map[string]any{"orphan_protection_time": 0})
+		task := p.waitTask(r.json(t)["task"].(string))
+		if task["state"] != "completed" {
+			t.Fatalf("cleanup: %v", task)
+		}
+		for href, want := range map[string]int{kept: 200, keptArt: 200, orphan: 404, orphanArt: 404} {
+			if c := p.get(href).code; c != want {
+				t.Errorf("%s after cleanup: %d, want %d", href, c, want)
+			}
+		}
+		if _, err := os.Stat(keptFile); err != nil {
+			t.Errorf("file of content in a repository removed: %v", err)
+		}
+		if _, err := os.Stat(orphanFile); !os.IsNotExist(err) {
+			t.Errorf("orphan artifact file survives: %v", err)
+		}
 	})
 }

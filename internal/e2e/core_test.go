@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/pith-project/pith/internal/store"
 	"github.com/pith-project/pith/internal/store/storetest"
 )
@@ -81,6 +83,17 @@ func TestStatusIsOpenAndComplete(t *testing.T) {
 		info := doc["info"].(map[string]any)
 		if info["x-pulp-app-versions"].(map[string]any)["core"] != vers["core"] {
 			t.Fatalf("doc versions %v differ from status %v", info["x-pulp-app-versions"], vers)
+		}
+		// So is its YAML form, with the same operations.
+		yres, err := http.Get(p.base + "/pulp/api/v3/docs/api.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		yb, _ := io.ReadAll(yres.Body)
+		yres.Body.Close()
+		var ydoc map[string]any
+		if yres.StatusCode != 200 || yaml.Unmarshal(yb, &ydoc) != nil || len(ydoc["paths"].(map[string]any)) != len(doc["paths"].(map[string]any)) {
+			t.Fatalf("api.yaml: %d, %d paths", yres.StatusCode, len(ydoc))
 		}
 		if r := p.get("/metrics"); r.code != 200 || !bytes.Contains(r.body, []byte("pith_api_requests_total")) {
 			t.Fatalf("metrics: %d", r.code)

@@ -620,6 +620,17 @@ func TestFirstStartPasswordAndAdminCommands(t *testing.T) {
 			if out, err := p.pith("", "admin", "reset-password"); err == nil {
 				t.Fatalf("empty password accepted: %s", out)
 			}
+			// PITH_ADMIN_PASSWORD only seeds the first start: a restart
+			// with another one keeps the reset password and says so.
+			p.stop()
+			p.env = []string{"PITH_ADMIN_PASSWORD=other-env"}
+			p.start()
+			if p.statusAs(rm[1], "/pulp/api/v3/tasks/") != 200 || p.statusAs("other-env", "/pulp/api/v3/tasks/") != 401 {
+				t.Fatal("a restart with PITH_ADMIN_PASSWORD changed the password")
+			}
+			if !strings.Contains(p.log.String(), "applies only on first start") {
+				t.Fatalf("no warning about the ignored PITH_ADMIN_PASSWORD:\n%s", p.log.String())
+			}
 		})
 	}
 }

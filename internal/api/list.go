@@ -304,15 +304,7 @@ func (f *Filter) apply(q *Query, lookup, v string) string {
 		case "ne":
 			q.Where(col+" <> ?", v)
 		case "isnull":
-			b, ok := parseBool(v)
-			if !ok {
-				return "Must be a valid boolean."
-			}
-			if b {
-				q.Where(col + " IS NULL")
-			} else {
-				q.Where(col + " IS NOT NULL")
-			}
+			return IsNull(q, col, v)
 		case "iexact":
 			q.Where("LOWER("+col+") = LOWER(?)", v)
 		case "contains":
@@ -357,21 +349,27 @@ func (f *Filter) apply(q *Query, lookup, v string) string {
 		}, "Enter a number.")
 	case Time:
 		if lookup == "isnull" {
-			b, ok := parseBool(v)
-			if !ok {
-				return "Must be a valid boolean."
-			}
-			if b {
-				q.Where(col + " IS NULL")
-			} else {
-				q.Where(col + " IS NOT NULL")
-			}
-			return ""
+			return IsNull(q, col, v)
 		}
 		return applyCompare(q, col, lookup, v, func(s string) (any, bool) {
 			t, ok := ParseTime(s)
 			return t.UnixMicro(), ok
 		}, "Enter a valid date/time.")
+	}
+	return ""
+}
+
+// IsNull applies an __isnull lookup on col; it returns the field message
+// for a value that is not a boolean, "" otherwise.
+func IsNull(q *Query, col, v string) string {
+	b, ok := parseBool(v)
+	if !ok {
+		return "Must be a valid boolean."
+	}
+	if b {
+		q.Where(col + " IS NULL")
+	} else {
+		q.Where(col + " IS NOT NULL")
 	}
 	return ""
 }

@@ -238,13 +238,8 @@ func resourceFilter(mode string) func(q *api.Query, lookup, v string) error {
 // (tasks record the worker's name, its app_status row has the id).
 func workerFilter(q *api.Query, lookup, v string) error {
 	if lookup == "isnull" {
-		switch strings.ToLower(v) {
-		case "true", "1":
-			q.Where("tasks.worker IS NULL")
-		case "false", "0":
-			q.Where("tasks.worker IS NOT NULL")
-		default:
-			return api.NonFieldError("Must be a valid boolean.")
+		if msg := api.IsNull(q, "tasks.worker", v); msg != "" {
+			return api.NonFieldError(msg)
 		}
 		return nil
 	}

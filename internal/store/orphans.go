@@ -57,30 +57,44 @@ func (s *Store) DeleteArtifactsIfOrphan(ctx context.Context, batch []*Artifact, 
 
 // ArtifactFilesExist reports which storage names have an artifact row.
 func (s *Store) ArtifactFilesExist(ctx context.Context, names []string) (map[string]bool, error) {
+	out, err := s.stringsIn(ctx, `SELECT file FROM artifacts WHERE file IN (%s)`, names)
+	if err != nil {
+		return nil, fmt.Errorf("store: artifact files: %w", err)
+	}
+	return out, nil
+}
+
+// stringsIn runs query, whose %s is replaced by a list of placeholders,
+// over values in chunks of 500 and returns the set of strings it selects.
+func (s *Store) stringsIn(ctx context.Context, query string, values []string) (map[string]bool, error) {
 	out := map[string]bool{}
-	for len(names) > 0 {
-		n := min(len(names), 500)
-		chunk := names[:n]
-		names = names[n:]
+	for len(values) > 0 {
+		n := min(len(values), 500)
+		chunk := values[:n]
+		values = values[n:]
 		ph := make([]string, len(chunk))
 		args := make([]any, len(chunk))
-		for i, name := range chunk {
+		for i, v := range chunk {
 			ph[i] = fmt.Sprintf("$%d", i+1)
-			args[i] = name
+			args[i] = v
 		}
-		rows, err := s.db.QueryContext(ctx, `SELECT file FROM artifacts WHERE file IN (`+strings.Join(ph, ",")+`)`, args...)
+		rows, err := s.db.QueryContext(ctx, fmt.Sprintf(query, strings.Join(ph, ",")), args...)
 		if err != nil {
-			return nil, fmt.Errorf("store: artifact files: %w", err)
+			return nil, err
 		}
 		for rows.Next() {
-			var f string
-			if err := rows.Scan(&f); err != nil {
+			var v string
+			if err := rows.Scan(&v); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			out[f] = true
+			out[v] = true
 		}
+		err = rows.Err()
 		rows.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -103,30 +117,9 @@ const contentOrphan = `c.timestamp_of_interest < $T
 
 // ExistingContent reports which of ids are content units.
 func (s *Store) ExistingContent(ctx context.Context, ids []string) (map[string]bool, error) {
-	out := map[string]bool{}
-	for len(ids) > 0 {
-		n := min(len(ids), 500)
-		chunk := ids[:n]
-		ids = ids[n:]
-		ph := make([]string, len(chunk))
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			ph[i] = fmt.Sprintf("$%d", i+1)
-			args[i] = id
-		}
-		rows, err := s.db.QueryContext(ctx, `SELECT id FROM content WHERE id IN (`+strings.Join(ph, ",")+`)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("store: existing content: %w", err)
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("store: existing content: %w", err)
-			}
-			out[id] = true
-		}
-		rows.Close()
+	out, err := s.stringsIn(ctx, `SELECT id FROM content WHERE id IN (%s)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: existing content: %w", err)
 	}
 	return out, nil
 }

@@ -4,23 +4,28 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 type widget struct {
 	Base
-	Name  string  `json:"name" api:"required" minlen:"1"`
-	Count *int    `json:"count" min:"1"`
-	Kind  string  `json:"kind" enum:"a,b"`
-	Note  *string `json:"note" api:"nullable"`
+	Name  string     `json:"name" api:"required" minlen:"1"`
+	Count *int       `json:"count" min:"1"`
+	Kind  string     `json:"kind" enum:"a,b"`
+	Note  *string    `json:"note" api:"nullable"`
+	When  *time.Time `json:"when"`
 }
 
 func (widget) SchemaName() string { return "Widget" }
@@ -208,7 +213,7 @@ func TestBodyValidation(t *testing.T) {
 		t.Errorf("malformed JSON: %d %v", resp.StatusCode, body)
 	}
 	big := `{"name": "` + strings.Repeat("x", 9<<20) + `"}`
-	if resp, _ := do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(big), true); resp.StatusCode != 413 {
+	if resp, _ := do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(big), true); resp.StatusCode != 400 {
 		t.Errorf("oversized body: %d", resp.StatusCode)
 	}
 	resp, body = do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "ok", "count": 3, "note": null}`), true)
@@ -317,3 +322,85 @@ func TestDocumentIsValidOpenAPI(t *testing.T) {
 }
 
 func filepathGlob(dir string) ([]string, error) { return filepath.Glob(filepath.Join(dir, "*")) }
+
+// Datetime fields take the forms DRF does (pulp-cli and Pulp's own tests
+// send "%Y-%m-%dT%H:%M" and dates without a zone), meaning UTC.
+func TestBodyDateTimes(t *testing.T) {
+	_, ts := newTestServer(t)
+	for in, want := range map[string]string{
+		"2030-01-02":                "2030-01-02T00:00:00Z",
+		"2030-01-02T03:04":          "2030-01-02T03:04:00Z",
+		"2030-01-02T03:04:05":       "2030-01-02T03:04:05Z",
+		"2030-01-02T03:04:05.5Z":    "2030-01-02T03:04:05.5Z",
+		"2030-01-02T03:04:05+02:00": "2030-01-02T01:04:05Z",
+		"2030-01-02 03:04:05":       "2030-01-02T03:04:05Z",
+		"2030-01-02T03:04+01:00":    "2030-01-02T02:04:00Z",
+	} {
+		resp, body := do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "x", "when": "`+in+`"}`), true)
+		if resp.StatusCode != 201 || body["when"] != want {
+			t.Errorf("%s: %d %v, want %s", in, resp.StatusCode, body, want)
+		}
+	}
+	for _, in := range []string{`"yesterday"`, `"2030-13-01"`, `5`, `true`} {
+		resp, body := do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "x", "when": `+in+`}`), true)
+		msgs, _ := body["when"].([]any)
+		if resp.StatusCode != 400 || len(msgs) != 1 || !strings.HasPrefix(msgs[0].(string), "Datetime has wrong format.") {
+			t.Errorf("%s: %d %v", in, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestRequestLogAndMetrics: every request is one structured log line and
+// is counted by operation and status code.
+func TestRequestLogAndMetrics(t *testing.T) {
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	s := New(Options{Auth: fakeAuth{}, SpoolDir: t.TempDir(), Registry: reg, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	s.Register(&Route{OperationID: "widgets_create", Method: "POST", Path: Root + "widgets/", Tag: "Widgets", Body: &widget{}, Response: widget{}, Status: 201,
+		Handle: func(c *Ctx) (any, error) { return Body[widget](c), nil }})
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "a"}`), true, "Correlation-Id", "cid-1")
+	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{}`), true)
+	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "a"}`), false)
+	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "b"}`), true)
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		if m["msg"] == "request" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != 4 {
+		t.Fatalf("%d request log lines for 4 requests:\n%s", len(lines), logs.String())
+	}
+	if l := lines[0]; l["status"] != 201.0 || l["operation"] != "widgets_create" || l["method"] != "POST" || l["cid"] != "cid-1" || l["user"] != "admin" {
+		t.Errorf("first line: %v", l)
+	}
+	want := map[string]float64{"201": 2, "400": 1, "401": 1}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "pith_api_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			if labels["operation"] == "widgets_create" {
+				got[labels["code"]] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("requests by status: %v, want %v", got, want)
+	}
+}

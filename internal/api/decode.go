@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -53,7 +54,12 @@ func readBody(r *http.Request, spoolDir string) (*Values, error) {
 	default:
 		body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxJSONBody))
 		if err != nil {
-			return nil, Detail(http.StatusRequestEntityTooLarge, "Request body exceeds the maximum size of 8 MiB.")
+			// A 400 as Pulp (Django's RequestDataTooBig) answers.
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return nil, Detail(http.StatusBadRequest, "Request body exceeds the maximum size of 8 MiB.")
+			}
+			return nil, Detail(http.StatusBadRequest, "Could not read the request body: "+err.Error())
 		}
 		body = bytes.TrimSpace(body)
 		if len(body) == 0 {
@@ -254,6 +260,9 @@ func decodeValue(raw json.RawMessage, fv reflect.Value) string {
 	for base.Kind() == reflect.Pointer {
 		base = base.Elem()
 	}
+	if base == timeType {
+		return decodeTime(raw, fv)
+	}
 	target := reflect.New(t)
 	err := json.Unmarshal(raw, target.Interface())
 	if err != nil && len(raw) > 0 && raw[0] == '"' && base.Kind() != reflect.String {
@@ -276,6 +285,29 @@ func decodeValue(raw json.RawMessage, fv reflect.Value) string {
 	fv.Set(target.Elem())
 	return ""
 }
+
+// decodeTime accepts the ISO 8601 forms DRF's DateTimeField does (date
+// only, minutes without seconds, no zone meaning UTC), not only RFC 3339.
+func decodeTime(raw json.RawMessage, fv reflect.Value) string {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return dateTimeMessage
+	}
+	tm, ok := ParseTime(strings.TrimSpace(s))
+	if !ok {
+		return dateTimeMessage
+	}
+	v := reflect.ValueOf(tm.UTC())
+	for t := fv.Type(); t.Kind() == reflect.Pointer; t = t.Elem() {
+		p := reflect.New(v.Type())
+		p.Elem().Set(v)
+		v = p
+	}
+	fv.Set(v)
+	return ""
+}
+
+const dateTimeMessage = "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
 
 func parseBool(s string) (bool, bool) {
 	switch strings.ToLower(s) {

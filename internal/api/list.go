@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -144,6 +145,9 @@ type Filter struct {
 	Column  string
 	Kind    FilterKind
 	Lookups []string // for Exact and Custom kinds
+	// Choices, when set, are the only values an Exact or Text filter
+	// accepts; anything else is a 400, as Pulp's ChoiceFilter.
+	Choices []string
 	Doc     string
 	// Apply handles a Custom filter's lookup and value.
 	Apply func(q *Query, lookup, value string) error
@@ -210,6 +214,9 @@ func (fs *FilterSet) Params() []Param {
 				p.Type = "boolean"
 			case f.Kind == Time:
 				p.Format = "date-time"
+			}
+			if len(f.Choices) > 0 && p.Type != "boolean" {
+				p.Enum = f.Choices
 			}
 			ps = append(ps, p)
 		}
@@ -280,9 +287,24 @@ func (f *Filter) apply(q *Query, lookup, v string) string {
 		}
 		return ""
 	case Text, Exact:
+		if len(f.Choices) > 0 && lookup != "isnull" {
+			vals := []string{v}
+			if lookup == "in" {
+				vals = splitList(v)
+			}
+			for _, x := range vals {
+				if !slices.Contains(f.Choices, x) {
+					return fmt.Sprintf("Select a valid choice. %s is not one of the available choices.", x)
+				}
+			}
+		}
 		switch lookup {
 		case "", "exact":
 			q.Where(col+" = ?", v)
+		case "ne":
+			q.Where(col+" <> ?", v)
+		case "isnull":
+			return IsNull(q, col, v)
 		case "iexact":
 			q.Where("LOWER("+col+") = LOWER(?)", v)
 		case "contains":
@@ -327,21 +349,27 @@ func (f *Filter) apply(q *Query, lookup, v string) string {
 		}, "Enter a number.")
 	case Time:
 		if lookup == "isnull" {
-			b, ok := parseBool(v)
-			if !ok {
-				return "Must be a valid boolean."
-			}
-			if b {
-				q.Where(col + " IS NULL")
-			} else {
-				q.Where(col + " IS NOT NULL")
-			}
-			return ""
+			return IsNull(q, col, v)
 		}
 		return applyCompare(q, col, lookup, v, func(s string) (any, bool) {
 			t, ok := ParseTime(s)
 			return t.UnixMicro(), ok
 		}, "Enter a valid date/time.")
+	}
+	return ""
+}
+
+// IsNull applies an __isnull lookup on col; it returns the field message
+// for a value that is not a boolean, "" otherwise.
+func IsNull(q *Query, col, v string) string {
+	b, ok := parseBool(v)
+	if !ok {
+		return "Must be a valid boolean."
+	}
+	if b {
+		q.Where(col + " IS NULL")
+	} else {
+		q.Where(col + " IS NOT NULL")
 	}
 	return ""
 }
@@ -397,7 +425,7 @@ func splitList(v string) []string {
 
 // ParseTime accepts the ISO 8601 forms clients send.
 func ParseTime(s string) (time.Time, bool) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04", "2006-01-02"} {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04Z07:00", "2006-01-02T15:04", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, true
 		}

@@ -82,28 +82,29 @@ func SetPassword(ctx context.Context, s *store.Store, username, password string)
 	return err
 }
 
-// EnsureAdmin makes sure user admin exists. If it does not, it gets
-// envPassword, or a random password that is returned so the caller can print
-// it once.
-func EnsureAdmin(ctx context.Context, s *store.Store, envPassword string) (generated string, err error) {
-	_, err = s.GetUser(ctx, "admin")
+// EnsureAdmin makes sure user admin exists. On first start it gets
+// envPassword, or a random password that is returned so the caller can
+// print it once. Once admin exists envPassword is not applied: the password
+// changes only through pith admin reset-password, so a restart never undoes
+// a reset. stale reports that envPassword was given but is not admin's
+// password, so the caller can say it was ignored.
+func EnsureAdmin(ctx context.Context, s *store.Store, envPassword string) (generated string, stale bool, err error) {
+	u, err := s.GetUser(ctx, "admin")
 	if err == nil {
-		if envPassword != "" {
-			// An explicit password in the environment always wins, so
-			// automated setups can rotate it by restarting.
-			return "", SetPassword(ctx, s, "admin", envPassword)
+		if envPassword != "" && bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(envPassword)) != nil {
+			return "", true, nil
 		}
-		return "", nil
+		return "", false, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
-		return "", err
+		return "", false, err
 	}
 	pw := envPassword
 	if pw == "" {
 		generated = RandomPassword()
 		pw = generated
 	}
-	return generated, SetPassword(ctx, s, "admin", pw)
+	return generated, false, SetPassword(ctx, s, "admin", pw)
 }
 
 // RandomPassword returns a new random password.

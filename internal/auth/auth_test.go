@@ -11,11 +11,11 @@ import (
 func TestAdminAndAuthenticate(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
-		gen, err := EnsureAdmin(ctx, s, "")
+		gen, _, err := EnsureAdmin(ctx, s, "")
 		if err != nil || len(gen) < 16 {
 			t.Fatalf("first start generates a password: %q, %v", gen, err)
 		}
-		if again, err := EnsureAdmin(ctx, s, ""); err != nil || again != "" {
+		if again, _, err := EnsureAdmin(ctx, s, ""); err != nil || again != "" {
 			t.Fatalf("second start must not generate again: %q, %v", again, err)
 		}
 		a := New(s)
@@ -38,11 +38,32 @@ func TestAdminAndAuthenticate(t *testing.T) {
 		if ok, _ := a.Authenticate(ctx, "admin", "new-secret"); !ok {
 			t.Error("new password rejected")
 		}
-		if _, err := EnsureAdmin(ctx, s, "from-env"); err != nil {
-			t.Fatal(err)
+		// Later starts do not apply PITH_ADMIN_PASSWORD, so a reset stays;
+		// a differing one is reported as stale.
+		if gen, stale, err := EnsureAdmin(ctx, s, "from-env"); err != nil || gen != "" || !stale {
+			t.Fatalf("restart with another env password: %q %v %v", gen, stale, err)
 		}
-		if ok, _ := a.Authenticate(ctx, "admin", "from-env"); !ok {
-			t.Error("PITH_ADMIN_PASSWORD not applied")
+		if ok, _ := a.Authenticate(ctx, "admin", "from-env"); ok {
+			t.Error("PITH_ADMIN_PASSWORD applied after the first start")
+		}
+		if ok, _ := a.Authenticate(ctx, "admin", "new-secret"); !ok {
+			t.Error("reset password undone by a restart")
+		}
+		if _, stale, err := EnsureAdmin(ctx, s, "new-secret"); err != nil || stale {
+			t.Fatalf("restart with the current password: %v %v", stale, err)
+		}
+	})
+}
+
+// A first start with PITH_ADMIN_PASSWORD uses it and prints nothing.
+func TestFirstStartWithEnvPassword(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		gen, stale, err := EnsureAdmin(t.Context(), s, "chosen")
+		if err != nil || gen != "" || stale {
+			t.Fatalf("first start: %q %v %v", gen, stale, err)
+		}
+		if ok, _ := New(s).Authenticate(t.Context(), "admin", "chosen"); !ok {
+			t.Fatal("chosen password rejected")
 		}
 	})
 }

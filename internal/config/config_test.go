@@ -3,6 +3,8 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -71,5 +73,77 @@ func TestRejectsBadInput(t *testing.T) {
 	t.Setenv("PITH_WORKERS", "many")
 	if _, err := load(t, nil); err == nil {
 		t.Error("non-numeric PITH_WORKERS accepted")
+	}
+}
+
+// TestEverySettingFromEnvAndFile: each setting the issue names (and every
+// other flag) is reachable as PITH_<NAME> and as a config-file key.
+func TestEverySettingFromEnvAndFile(t *testing.T) {
+	cases := []struct {
+		flag, value string
+		got         func(*Config) any
+		want        any
+	}{
+		{"addr", "127.0.0.1:3456", func(c *Config) any { return c.Addr }, "127.0.0.1:3456"},
+		{"data-dir", "/srv/pith", func(c *Config) any { return c.DataDir }, "/srv/pith"},
+		{"workers", "9", func(c *Config) any { return c.Workers }, 9},
+		{"database-url", "postgres://db/pith", func(c *Config) any { return c.DatabaseURL }, "postgres://db/pith"},
+		{"content-origin", "https://cdn.example.test/", func(c *Config) any { return c.ContentOrigin }, "https://cdn.example.test"},
+		{"worker-ttl", "45s", func(c *Config) any { return c.WorkerTTL.String() }, "45s"},
+		{"orphan-protection-time", "7", func(c *Config) any { return c.OrphanProtectionTime }, 7},
+	}
+	for _, tc := range cases {
+		t.Run(tc.flag+"/env", func(t *testing.T) {
+			t.Setenv("PITH_"+strings.ToUpper(strings.ReplaceAll(tc.flag, "-", "_")), tc.value)
+			c, err := load(t, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.got(c); got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+		t.Run(tc.flag+"/file", func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "pith.yaml")
+			if err := os.WriteFile(file, []byte(tc.flag+": "+strconv.Quote(tc.value)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := load(t, []string{"--config", file})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.got(c); got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// Every flag has its variable: none is silently flag-only.
+	var c Config
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	c.Register(fs)
+	n := 0
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name == "config" {
+			return
+		}
+		n++
+		env := "PITH_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		t.Run("all/"+f.Name, func(t *testing.T) {
+			// A string flag takes the value; a typed one rejects it and
+			// Load names the variable. Either way it was read.
+			const junk = "junk-value"
+			t.Setenv(env, junk)
+			var c2 Config
+			fs2 := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			c2.Register(fs2)
+			err := c2.Load(fs2)
+			if fs2.Lookup(f.Name).Value.String() != junk && !strings.Contains(strings.Trim(fs2.Lookup(f.Name).Value.String(), "[]"), junk) &&
+				(err == nil || !strings.Contains(err.Error(), env)) {
+				t.Errorf("%s was not read (value %q, err %v)", env, fs2.Lookup(f.Name).Value.String(), err)
+			}
+		})
+	})
+	if n < 20 {
+		t.Fatalf("only %d flags", n)
 	}
 }

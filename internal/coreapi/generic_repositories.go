@@ -171,7 +171,7 @@ func contentInVersion(q *api.Query, _, v string) error {
 		i := strings.LastIndex(strings.TrimSuffix(ref, "/"), "/")
 		id := strings.TrimSuffix(ref[i+1:], "/")
 		if !strings.HasPrefix(ref, api.Root+"content/") || !store.ValidID(id) {
-			return fmt.Errorf("Invalid hyperlink - No URL match.")
+			return api.NonFieldError("Invalid hyperlink - No URL match.")
 		}
 		ph = append(ph, q.Arg(id))
 	}

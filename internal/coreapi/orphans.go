@@ -2,6 +2,7 @@ package coreapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -39,6 +40,48 @@ type ContentOrphans interface {
 	Clean(ctx context.Context, olderThan int64, ids []string) (int64, error)
 }
 
+// unknownContent is a content href orphan cleanup cannot resolve (a 400).
+type unknownContent string
+
+func (u unknownContent) Error() string { return "Could not find the specified content: " + string(u) }
+
+// storeOrphans is the default ContentOrphans: content units of every type
+// live in the content table, so the store can find and delete them.
+type storeOrphans struct{ st *store.Store }
+
+func (o storeOrphans) Resolve(ctx context.Context, hrefs []string) ([]string, error) {
+	ids := make([]string, 0, len(hrefs))
+	for _, h := range hrefs {
+		id := contentRefID(h)
+		if id == "" {
+			return nil, unknownContent(h)
+		}
+		ids = append(ids, id)
+	}
+	exist, err := o.st.ExistingContent(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range ids {
+		if !exist[id] {
+			return nil, unknownContent(hrefs[i])
+		}
+	}
+	return ids, nil
+}
+
+func (o storeOrphans) Clean(ctx context.Context, olderThan int64, ids []string) (int64, error) {
+	return o.st.DeleteOrphanContent(ctx, olderThan, ids, 500)
+}
+
+// contentOrphans is the content layer's orphan handling, or the store's.
+func (d *Deps) contentOrphans() ContentOrphans {
+	if d.Content != nil {
+		return d.Content
+	}
+	return storeOrphans{d.Store}
+}
+
 func orphanRoutes(d *Deps) []*api.Route {
 	return []*api.Route{
 		{OperationID: "orphans_cleanup_cleanup", Method: "POST", Path: api.Root + "orphans/cleanup/", Tag: "Orphans: Cleanup",
@@ -57,12 +100,13 @@ func (d *Deps) orphanCleanup(c *api.Ctx) (any, error) {
 		if len(*b.ContentHrefs) == 0 {
 			return nil, api.FieldError("content_hrefs", "Must not be [].")
 		}
-		if d.Content == nil {
-			return nil, api.FieldError("content_hrefs", "Could not find the specified content.")
-		}
-		ids, err := d.Content.Resolve(c, *b.ContentHrefs)
-		if err != nil {
+		ids, err := d.contentOrphans().Resolve(c, *b.ContentHrefs)
+		var unknown unknownContent
+		if errors.As(err, &unknown) {
 			return nil, api.FieldError("content_hrefs", err.Error())
+		}
+		if err != nil {
+			return nil, err
 		}
 		args.ContentIDs, args.HasContentHrefs = ids, true
 	}
@@ -83,13 +127,15 @@ func registerOrphanTasks(d *Deps) {
 		}
 		olderThan := store.Now() - int64(args.ProtectionMins)*int64(time.Minute/time.Microsecond)
 		cp := t.Progress("Clean up orphan Content", "clean-up.content", nil)
-		if d.Content != nil {
-			n, err := d.Content.Clean(ctx, olderThan, args.ContentIDs)
-			if err != nil {
-				cp.Fail()
-				return err
-			}
-			cp.Increment(n)
+		var ids []string
+		if args.HasContentHrefs {
+			ids = append([]string{}, args.ContentIDs...)
+		}
+		nc, err := d.contentOrphans().Clean(ctx, olderThan, ids)
+		cp.Increment(nc)
+		if err != nil {
+			cp.Fail()
+			return err
 		}
 		cp.Done()
 		ap := t.Progress("Clean up orphan Artifacts", "clean-up.artifacts", nil)

@@ -130,6 +130,16 @@ func (d *Deps) taskResponses(ctx context.Context, tasks []*store.Task) ([]TaskRe
 	if err != nil {
 		return nil, err
 	}
+	var workerNames []string
+	for _, t := range tasks {
+		if t.Worker != nil && !slices.Contains(workerNames, *t.Worker) {
+			workerNames = append(workerNames, *t.Worker)
+		}
+	}
+	workers, err := d.Store.WorkerIDs(ctx, workerNames)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]TaskResponse, len(tasks))
 	for i, t := range tasks {
 		r := TaskResponse{
@@ -153,6 +163,12 @@ func (d *Deps) taskResponses(ctx context.Context, tasks []*store.Task) ([]TaskRe
 		}
 		if len(t.Error) > 0 {
 			_ = json.Unmarshal(t.Error, &r.Error)
+		}
+		if t.Worker != nil {
+			if id, ok := workers[*t.Worker]; ok {
+				h := api.Href(WorkersPath, id)
+				r.Worker = &h
+			}
 		}
 		if t.ParentTaskID != nil {
 			h := TaskHref(*t.ParentTaskID)
@@ -218,11 +234,36 @@ func resourceFilter(mode string) func(q *api.Query, lookup, v string) error {
 	}
 }
 
+// workerFilter matches tasks by the href of the worker that ran them
+// (tasks record the worker's name, its app_status row has the id).
+func workerFilter(q *api.Query, lookup, v string) error {
+	if lookup == "isnull" {
+		if msg := api.IsNull(q, "tasks.worker", v); msg != "" {
+			return api.NonFieldError(msg)
+		}
+		return nil
+	}
+	refs := []string{v}
+	if lookup == "in" {
+		refs = strings.Split(v, ",")
+	}
+	var ph []string
+	for _, ref := range refs {
+		id := api.IDFromHref(strings.TrimSpace(ref), WorkersPath, "core.appstatus")
+		if id == "" {
+			return api.NonFieldError("Select a valid choice. That choice is not one of the available choices.")
+		}
+		ph = append(ph, q.Arg(id))
+	}
+	q.Where("tasks.worker IN (SELECT a.name FROM app_status a WHERE a.id IN (" + strings.Join(ph, ", ") + "))")
+	return nil
+}
+
 func refFilter(collection, column string) func(q *api.Query, lookup, v string) error {
 	return func(q *api.Query, _, v string) error {
 		id := api.IDFromHref(v, collection, "core."+strings.TrimSuffix(strings.Trim(strings.TrimPrefix(collection, api.Root), "/"), "s"))
 		if id == "" {
-			return fmt.Errorf("Select a valid choice. That choice is not one of the available choices.")
+			return api.NonFieldError("Select a valid choice. That choice is not one of the available choices.")
 		}
 		q.Where(column+" = ?", id)
 		return nil
@@ -237,7 +278,7 @@ func taskFilters() *api.FilterSet {
 			"name": "name", "state": "state", "pulp_id": "id", "pulp_last_updated": "last_updated"},
 		Filters: []api.Filter{
 			{Name: "state", Column: "state", Kind: api.Exact, Lookups: []string{"", "in", "ne"}, Doc: "Filter results by state (" + taskStates + ")",
-				Apply: nil},
+				Choices: strings.Split(taskStates, ",")},
 			{Name: "name", Column: "name", Kind: api.Exact, Lookups: []string{"", "contains", "in", "ne"}},
 			{Name: "logging_cid", Column: "logging_cid", Kind: api.Exact, Lookups: []string{"", "contains"}},
 			{Name: "pulp_id", Column: "id", Kind: api.Exact, Lookups: []string{"in"}},
@@ -247,7 +288,7 @@ func taskFilters() *api.FilterSet {
 			{Name: "started_at", Column: "started_at", Kind: api.Time},
 			{Name: "finished_at", Column: "finished_at", Kind: api.Time},
 			{Name: "unblocked_at", Column: "unblocked_at", Kind: api.Time},
-			{Name: "worker", Column: "worker", Kind: api.Exact, Lookups: []string{"", "in", "isnull"}},
+			{Name: "worker", Kind: api.Custom, Lookups: []string{"", "in", "isnull"}, Apply: workerFilter},
 			{Name: "parent_task", Kind: api.Custom, Lookups: []string{""}, Apply: refFilter(TasksPath, "parent_task_id")},
 			{Name: "task_group", Kind: api.Custom, Lookups: []string{""}, Apply: refFilter(TaskGroupsPath, "task_group_id")},
 			{Name: "created_resources", Kind: api.Custom, Lookups: []string{""}, Apply: func(q *api.Query, _, v string) error {

@@ -9,11 +9,18 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/pith-project/pith/internal/store"
+	"github.com/pith-project/pith/internal/store/storetest"
 )
 
 func sum(b []byte) string {
@@ -76,6 +83,17 @@ func TestStatusIsOpenAndComplete(t *testing.T) {
 		info := doc["info"].(map[string]any)
 		if info["x-pulp-app-versions"].(map[string]any)["core"] != vers["core"] {
 			t.Fatalf("doc versions %v differ from status %v", info["x-pulp-app-versions"], vers)
+		}
+		// So is its YAML form, with the same operations.
+		yres, err := http.Get(p.base + "/pulp/api/v3/docs/api.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		yb, _ := io.ReadAll(yres.Body)
+		yres.Body.Close()
+		var ydoc map[string]any
+		if yres.StatusCode != 200 || yaml.Unmarshal(yb, &ydoc) != nil || len(ydoc["paths"].(map[string]any)) != len(doc["paths"].(map[string]any)) {
+			t.Fatalf("api.yaml: %d, %d paths", yres.StatusCode, len(ydoc))
 		}
 		if r := p.get("/metrics"); r.code != 200 || !bytes.Contains(r.body, []byte("pith_api_requests_total")) {
 			t.Fatalf("metrics: %d", r.code)
@@ -209,6 +227,9 @@ func TestChunkedUploadAndCommit(t *testing.T) {
 		a := p.get(created[0].(string)).json(t)
 		if a["sha256"] != sum(data) || a["size"].(float64) != 2500 {
 			t.Fatalf("artifact: %v", a)
+		}
+		if l := p.get("/pulp/api/v3/tasks/?created_resources=" + created[0].(string)).json(t); l["count"].(float64) != 1 {
+			t.Fatalf("tasks by created resource: %v", l)
 		}
 		if got, _ := os.ReadFile(filepath.Join(p.dataDir, "media", a["file"].(string))); !bytes.Equal(got, data) {
 			t.Fatal("committed bytes differ")
@@ -409,6 +430,519 @@ func TestSignals(t *testing.T) {
 		st := p.get(task).json(t)
 		if st["state"] != "failed" || !strings.Contains(fmt.Sprint(st["error"]), "Aborted during worker shutdown") {
 			t.Fatalf("after SIGINT: %v", st)
+		}
+	})
+}
+
+// TestKillDuringUploadCommit kills the process while an upload commit is
+// copying the upload into artifact storage. The upload's file is swapped
+// for a FIFO so the test, not timing, decides when the commit is mid-way:
+// the kill lands after the commit task read part of the bytes.
+func TestKillDuringUploadCommit(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		data := randBytes(4 << 20)
+		up := p.postJSON("/pulp/api/v3/uploads/", map[string]any{"size": len(data)})
+		if up.code != 201 {
+			t.Fatalf("create upload: %d %s", up.code, up.body)
+		}
+		href := up.json(t)["pulp_href"].(string)
+		body, ct := multipartBody("file", data)
+		if r := p.do("PUT", href, body, ct, "Content-Range", fmt.Sprintf("bytes 0-%d/%d", len(data)-1, len(data))); r.code != 200 {
+			t.Fatalf("chunk: %d %s", r.code, r.body)
+		}
+		id := strings.TrimSuffix(href[strings.LastIndex(strings.TrimSuffix(href, "/"), "/")+1:], "/")
+		file := filepath.Join(p.dataDir, "upload", id)
+		if err := os.Remove(file); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(file, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			// The process dies under this request; its answer does not matter.
+			req, _ := http.NewRequest("POST", p.base+href+"commit/", strings.NewReader(`{"sha256": "`+sum(data)+`"}`))
+			req.SetBasicAuth("admin", password)
+			req.Header.Set("Content-Type", "application/json")
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}()
+		// Opening the FIFO for writing blocks until a reader opens it.
+		openW := func() *os.File {
+			t.Helper()
+			w, err := os.OpenFile(file, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return w
+		}
+		commitTask := func(state string) map[string]any {
+			t.Helper()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				l := p.get("/pulp/api/v3/tasks/?name=pulpcore.app.tasks.upload.commit").json(t)
+				if res := l["results"].([]any); len(res) == 1 {
+					if task := res[0].(map[string]any); state == "" || task["state"] == state {
+						return task
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no commit task in state %q", state)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		// The API checks the whole file's digest, closes it, then
+		// dispatches the commit task.
+		w := openW()
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		commitTask("")
+		// The commit task reads half and waits for the rest, which never
+		// comes: the writer stays open until the process is gone.
+		w = openW()
+		defer w.Close()
+		if _, err := w.Write(data[:len(data)/2]); err != nil {
+			t.Fatal(err)
+		}
+		task := commitTask("running")
+		p.kill()
+		p.start()
+		taskHref := task["pulp_href"].(string)
+		got := p.get(taskHref).json(t)
+		if p.dbURL != "" {
+			got = p.waitState(taskHref, "failed")
+		}
+		if got["state"] != "failed" {
+			t.Fatalf("interrupted commit: %v", got)
+		}
+		if n := p.get("/pulp/api/v3/artifacts/").json(t)["count"].(float64); n != 0 {
+			t.Fatalf("half-committed artifact visible: %v", n)
+		}
+		if files := filesUnder(t, filepath.Join(p.dataDir, "media")); len(files) != 0 {
+			t.Fatalf("files left after crash and restart: %v", files)
+		}
+		// The upload is intact and can be deleted (or committed again).
+		if r := p.get(href); r.code != 200 {
+			t.Fatalf("upload after crash: %d %s", r.code, r.body)
+		}
+		if r := p.do("DELETE", href, nil, ""); r.code != 204 {
+			t.Fatalf("delete upload: %d %s", r.code, r.body)
+		}
+	})
+}
+
+// statusAs is the status code of GET path with the given password.
+func (p *instance) statusAs(pw, path string) int {
+	p.t.Helper()
+	req, _ := http.NewRequest("GET", p.base+path, nil)
+	req.SetBasicAuth("admin", pw)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// pith runs a one-shot pith command on the instance's data and database.
+func (p *instance) pith(stdin string, args ...string) (string, error) {
+	p.t.Helper()
+	cmd := exec.Command(pithBin, append(args, "--data-dir", p.dataDir)...)
+	cmd.Env = append(os.Environ(), "PITH_DATABASE_URL="+p.dbURL, "PITH_ADMIN_PASSWORD=")
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+var generatedRE = regexp.MustCompile(`Generated password for user admin: (\S+)`)
+
+// TestFirstStartPasswordAndAdminCommands: without PITH_ADMIN_PASSWORD the
+// first start generates the admin password and prints it once; pith
+// migrate prepares a database; pith admin reset-password changes the
+// password, from a flag, stdin or generated.
+func TestFirstStartPasswordAndAdminCommands(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			p := &instance{t: t, dataDir: t.TempDir(), dbURL: b.URL(t), env: []string{"PITH_ADMIN_PASSWORD="}}
+			out, err := p.pith("", "migrate")
+			if err != nil || !regexp.MustCompile(`database \((sqlite|postgres)\) is at migration \d{4}_`).MatchString(out) {
+				t.Fatalf("pith migrate: %v: %s", err, out)
+			}
+			if out2, err := p.pith("", "migrate"); err != nil || out2 != out {
+				t.Fatalf("second pith migrate: %v: %s (first: %s)", err, out2, out)
+			}
+			p.start()
+			t.Cleanup(p.stop)
+			m := generatedRE.FindAllStringSubmatch(p.log.String(), -1)
+			if len(m) != 1 {
+				t.Fatalf("generated password printed %d times:\n%s", len(m), p.log.String())
+			}
+			generated := m[0][1]
+			if c := p.statusAs(generated, "/pulp/api/v3/tasks/"); c != 200 {
+				t.Fatalf("generated password: %d", c)
+			}
+			if c := p.statusAs(password, "/pulp/api/v3/tasks/"); c != 401 {
+				t.Fatalf("some other password works: %d", c)
+			}
+			// A restart neither prints nor changes it.
+			p.stop()
+			p.start()
+			if generatedRE.MatchString(p.log.String()) {
+				t.Fatalf("password printed again:\n%s", p.log.String())
+			}
+			if c := p.statusAs(generated, "/pulp/api/v3/tasks/"); c != 200 {
+				t.Fatalf("generated password after restart: %d", c)
+			}
+			// reset-password while the server runs: by flag, by stdin, random.
+			if out, err := p.pith("", "admin", "reset-password", "--password", "flag-pw"); err != nil {
+				t.Fatalf("reset-password --password: %v: %s", err, out)
+			}
+			if p.statusAs("flag-pw", "/pulp/api/v3/tasks/") != 200 || p.statusAs(generated, "/pulp/api/v3/tasks/") != 401 {
+				t.Fatal("reset-password --password did not take effect")
+			}
+			if out, err := p.pith("stdin-pw\n", "admin", "reset-password"); err != nil {
+				t.Fatalf("reset-password from stdin: %v: %s", err, out)
+			}
+			if p.statusAs("stdin-pw", "/pulp/api/v3/tasks/") != 200 || p.statusAs("flag-pw", "/pulp/api/v3/tasks/") != 401 {
+				t.Fatal("reset-password from stdin did not take effect")
+			}
+			out, err = p.pith("", "admin", "reset-password", "--random")
+			rm := regexp.MustCompile(`New password for user admin: (\S+)`).FindStringSubmatch(out)
+			if err != nil || rm == nil {
+				t.Fatalf("reset-password --random: %v: %s", err, out)
+			}
+			if p.statusAs(rm[1], "/pulp/api/v3/tasks/") != 200 {
+				t.Fatal("random password does not work")
+			}
+			if out, err := p.pith("", "admin", "reset-password"); err == nil {
+				t.Fatalf("empty password accepted: %s", out)
+			}
+			// PITH_ADMIN_PASSWORD only seeds the first start: a restart
+			// with another one keeps the reset password and says so.
+			p.stop()
+			p.env = []string{"PITH_ADMIN_PASSWORD=other-env"}
+			p.start()
+			if p.statusAs(rm[1], "/pulp/api/v3/tasks/") != 200 || p.statusAs("other-env", "/pulp/api/v3/tasks/") != 401 {
+				t.Fatal("a restart with PITH_ADMIN_PASSWORD changed the password")
+			}
+			if !strings.Contains(p.log.String(), "applies only on first start") {
+				t.Fatalf("no warning about the ignored PITH_ADMIN_PASSWORD:\n%s", p.log.String())
+			}
+		})
+	}
+}
+
+// TestSettingsFromFileAndEnvironment starts the real binary with its
+// settings in a config file and PITH_* variables instead of flags.
+func TestSettingsFromFileAndEnvironment(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := &instance{t: t, dataDir: filepath.Join(dir, "data-from-file"), dbURL: b.URL(t)}
+			cfg := filepath.Join(dir, "pith.yaml")
+			p.args = func(p *instance) []string {
+				// Flags are absent: addr and data-dir come from the file,
+				// workers and the content origin from the environment
+				// (which wins over the file's workers: 5).
+				y := fmt.Sprintf("addr: %s\ndata-dir: %s\nworkers: 5\nworker-ttl: 3s\n", p.addr, p.dataDir)
+				if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return []string{"serve", "--config", cfg}
+			}
+			p.env = []string{"PITH_WORKERS=1", "PITH_CONTENT_ORIGIN=https://content.example.test"}
+			p.start()
+			t.Cleanup(p.stop)
+			st := p.get("/pulp/api/v3/status/").json(t)
+			if n := len(st["online_workers"].([]any)); n != 1 {
+				t.Errorf("online workers = %d, want 1 from PITH_WORKERS", n)
+			}
+			if o := st["content_settings"].(map[string]any)["content_origin"]; o != "https://content.example.test" {
+				t.Errorf("content origin = %v", o)
+			}
+			if _, err := os.Stat(filepath.Join(p.dataDir, "media")); err != nil {
+				t.Errorf("data dir from the config file not used: %v", err)
+			}
+			// A bad setting stops the process with a clear message.
+			out, err := exec.Command(pithBin, "serve", "--config", cfg, "--workers", "-1").CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "workers must be >= 0") {
+				t.Errorf("bad setting: %v: %s", err, out)
+			}
+		})
+	}
+}
+
+// worker starts a `pith worker` process beside p on p's database and data.
+func (p *instance) worker(n int) *exec.Cmd {
+	p.t.Helper()
+	cmd := exec.Command(pithBin, "worker", "--data-dir", p.dataDir, "--workers", fmt.Sprint(n), "--worker-ttl", "3s")
+	cmd.Env = append(os.Environ(), "PITH_ENABLE_TEST_TASKS=true", "PITH_DATABASE_URL="+p.dbURL)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	p.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if p.t.Failed() {
+			p.t.Logf("worker %d log:\n%s", cmd.Process.Pid, log.String())
+		}
+	})
+	return cmd
+}
+
+// TestScaleOutProcesses runs `pith api` and separate `pith worker`
+// processes on one PostgreSQL database: workers share the queue in FIFO
+// order per resource, and when every worker is killed a new one fails the
+// orphaned task and frees its lock. On SQLite the split roles refuse to
+// start.
+func TestScaleOutProcesses(t *testing.T) {
+	for _, role := range []string{"api", "content", "worker"} {
+		cmd := exec.Command(pithBin, role, "--data-dir", t.TempDir())
+		cmd.Env = append(os.Environ(), "PITH_DATABASE_URL=")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "needs a shared PostgreSQL database") {
+			t.Errorf("pith %s on SQLite: %v: %s", role, err, out)
+		}
+	}
+	var pg *storetest.Backend
+	for _, b := range storetest.Backends() {
+		if b.Name == "postgres" {
+			pg = &b
+		}
+	}
+	if pg == nil {
+		t.Log("PITH_TEST_DATABASE_URL not set: the PostgreSQL part did not run")
+		return
+	}
+	p := &instance{t: t, dataDir: t.TempDir(), dbURL: pg.URL(t)}
+	p.args = func(p *instance) []string {
+		return []string{"api", "--addr", p.addr, "--data-dir", p.dataDir, "--worker-ttl", "3s"}
+	}
+	p.start()
+	t.Cleanup(p.stop)
+	w1, w2 := p.worker(1), p.worker(1)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := p.get("/pulp/api/v3/status/").json(t)
+		if len(st["online_workers"].([]any)) == 2 {
+			if len(st["online_api_apps"].([]any)) != 1 || len(st["online_content_apps"].([]any)) != 0 {
+				t.Fatalf("apps: %v %v", st["online_api_apps"], st["online_content_apps"])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers never came online: %v", st["online_workers"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Conflicting tasks run one at a time, in dispatch order, although two
+	// workers are free; a task on another resource runs beside them.
+	var hrefs []string
+	for range 4 {
+		hrefs = append(hrefs, sleepTask(t, p, 0.3, "scale-r"))
+	}
+	other := sleepTask(t, p, 0.3, "scale-other")
+	var prevEnd time.Time
+	for i, h := range hrefs {
+		task := p.waitTask(h)
+		if task["state"] != "completed" {
+			t.Fatalf("task %d: %v", i, task)
+		}
+		start, _ := time.Parse(time.RFC3339Nano, task["started_at"].(string))
+		end, _ := time.Parse(time.RFC3339Nano, task["finished_at"].(string))
+		if start.Before(prevEnd) {
+			t.Fatalf("task %d started at %s before its predecessor finished at %s", i, start, prevEnd)
+		}
+		prevEnd = end
+	}
+	if st := p.waitTask(other)["state"]; st != "completed" {
+		t.Fatalf("independent task: %v", st)
+	}
+	// Both workers vanish mid-task; a new worker notices after the TTL.
+	long := sleepTask(t, p, 60, "scale-r")
+	p.waitState(long, "running")
+	w1.Process.Kill()
+	w2.Process.Kill()
+	p.worker(1)
+	got := p.waitState(long, "failed")
+	if !strings.Contains(fmt.Sprint(got["error"]), "gone missing") {
+		t.Fatalf("orphaned task: %v", got)
+	}
+	if st := p.waitTask(sleepTask(t, p, 0, "scale-r"))["state"]; st != "completed" {
+		t.Fatalf("task after the vanished worker: %v", st)
+	}
+}
+
+// TestTaskPurgeAndFilterValidation: tasks/purge/ takes Pulp's datetime
+// forms and final states only; bad filter values are 400s, not empty
+// lists; the workers list shows the live workers.
+func TestTaskPurgeAndFilterValidation(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		a, b := sleepTask(t, p, 0, "purge-a"), sleepTask(t, p, 0, "purge-b")
+		p.waitState(a, "completed")
+		p.waitState(b, "completed")
+		long := sleepTask(t, p, 60, "purge-c")
+		p.waitState(long, "running")
+		// Tasks name the worker that ran them, and filter by it.
+		worker, _ := p.get(a).json(t)["worker"].(string)
+		if !strings.HasPrefix(worker, "/pulp/api/v3/workers/") || p.get(worker).code != 200 {
+			t.Fatalf("task worker: %q", worker)
+		}
+		byWorker := p.get("/pulp/api/v3/tasks/?worker=" + worker).json(t)["results"].([]any)
+		found := false
+		for _, x := range byWorker {
+			if x.(map[string]any)["worker"] != worker {
+				t.Fatalf("worker filter returned a task of another worker: %v", x)
+			}
+			found = found || x.(map[string]any)["pulp_href"] == a
+		}
+		if !found {
+			t.Fatalf("worker filter misses the task: %v", byWorker)
+		}
+		if n := p.get("/pulp/api/v3/tasks/?worker__isnull=true").json(t)["count"].(float64); n != 0 {
+			t.Errorf("tasks without worker: %v", n)
+		}
+		for q, field := range map[string]string{
+			"state=bogus":              "state",
+			"state__in=running,bogus":  "state__in",
+			"started_at__gte=tomorrow": "started_at__gte",
+			"worker__isnull=perhaps":   "worker__isnull",
+			"parent_task=/nope/":       "parent_task",
+			"worker=/nope/":            "worker",
+			"ordering=nonsense":        "ordering",
+			"limit=-1":                 "limit",
+		} {
+			r := p.get("/pulp/api/v3/tasks/?" + q)
+			if r.code != 400 || r.json(t)[field] == nil {
+				t.Errorf("%s: %d %s", q, r.code, r.body)
+			}
+		}
+		if n := p.get("/pulp/api/v3/tasks/?state__ne=completed").json(t)["count"].(float64); n != 1 {
+			t.Errorf("state__ne=completed: %v", n)
+		}
+		if r := p.postJSON("/pulp/api/v3/tasks/purge/", map[string]any{"states": []string{"running"}}); r.code != 400 || r.json(t)["states"] == nil {
+			t.Errorf("purge of running tasks: %d %s", r.code, r.body)
+		}
+		if r := p.postJSON("/pulp/api/v3/tasks/purge/", map[string]any{"finished_before": "soon"}); r.code != 400 || r.json(t)["finished_before"] == nil {
+			t.Errorf("purge with a bad date: %d %s", r.code, r.body)
+		}
+		// pulp-cli and Pulp's tests send "%Y-%m-%dT%H:%M", without a zone.
+		tomorrow := time.Now().UTC().Add(24 * time.Hour).Format("2006-01-02T15:04")
+		r := p.postJSON("/pulp/api/v3/tasks/purge/", map[string]any{"finished_before": tomorrow, "states": []string{"completed"}})
+		if r.code != 202 {
+			t.Fatalf("purge: %d %s", r.code, r.body)
+		}
+		purge := r.json(t)["task"].(string)
+		if st := p.waitTask(purge)["state"]; st != "completed" {
+			t.Fatalf("purge task: %v", st)
+		}
+		for _, h := range []string{a, b} {
+			if r := p.get(h); r.code != 404 {
+				t.Errorf("purged task %s still there: %d", h, r.code)
+			}
+		}
+		if st := p.get(long).json(t)["state"]; st != "running" {
+			t.Errorf("running task touched by purge: %v", st)
+		}
+		if st := p.get(purge).json(t)["state"]; st != "completed" {
+			t.Errorf("purge task itself: %v", st)
+		}
+		ws := p.get("/pulp/api/v3/workers/?online=true").json(t)
+		if ws["count"].(float64) != 2 {
+			t.Errorf("online workers: %v", ws)
+		}
+		p.patchJSON(long, map[string]any{"state": "canceled"})
+		p.waitState(long, "canceled")
+	})
+}
+
+// TestOrphanCleanupContent: cleanup removes content in no repository
+// version, then the artifacts only it used, and their files; content in a
+// repository version and its artifact stay.
+func TestOrphanCleanupContent(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		upload := func() (href, file string) {
+			body, ct := multipartBody("file", randBytes(700))
+			a := p.do("POST", "/pulp/api/v3/artifacts/", body, ct).json(t)
+			return a["pulp_href"].(string), filepath.Join(p.dataDir, "media", a["file"].(string))
+		}
+		keptArt, keptFile := upload()
+		orphanArt, orphanFile := upload()
+		repo := p.postJSON("/pulp/api/v3/repositories/file/file/", map[string]any{"name": "orphans-repo"})
+		if repo.code != 201 {
+			t.Fatalf("repository: %d %s", repo.code, repo.body)
+		}
+		create := func(art, path string, extra map[string]any) string {
+			t.Helper()
+			body := map[string]any{"artifact": art, "relative_path": path}
+			for k, v := range extra {
+				body[k] = v
+			}
+			r := p.postJSON("/pulp/api/v3/content/file/files/", body)
+			if r.code != 202 {
+				t.Fatalf("content create: %d %s", r.code, r.body)
+			}
+			task := p.waitTask(r.json(t)["task"].(string))
+			if task["state"] != "completed" {
+				t.Fatalf("content create task: %v", task)
+			}
+			for _, h := range task["created_resources"].([]any) {
+				if strings.HasPrefix(h.(string), "/pulp/api/v3/content/file/files/") {
+					return h.(string)
+				}
+			}
+			t.Fatalf("no content in %v", task["created_resources"])
+			return ""
+		}
+		kept := create(keptArt, "kept.txt", map[string]any{"repository": repo.json(t)["pulp_href"]})
+		orphan := create(orphanArt, "orphan.txt", nil)
+		// content_hrefs limits the cleanup to the named units.
+		otherArt, _ := upload()
+		other := create(otherArt, "other.txt", nil)
+		for _, bad := range []string{"/pulp/api/v3/content/file/files/nope/", "/pulp/api/v3/content/file/files/" + store.NewID() + "/"} {
+			if r := p.postJSON("/pulp/api/v3/orphans/cleanup/", map[string]any{"content_hrefs": []string{bad}}); r.code != 400 || r.json(t)["content_hrefs"] == nil {
+				t.Errorf("content_hrefs %s: %d %s", bad, r.code, r.body)
+			}
+		}
+		r := p.postJSON("/pulp/api/v3/orphans/cleanup/", map[string]any{"orphan_protection_time": 0, "content_hrefs": []string{other}})
+		if task := p.waitTask(r.json(t)["task"].(string)); task["state"] != "completed" {
+			t.Fatalf("scoped cleanup: %v", task)
+		}
+		if p.get(other).code != 404 || p.get(otherArt).code != 404 || p.get(orphan).code != 200 {
+			t.Fatalf("scoped cleanup removed the wrong units")
+		}
+		// Within the protection time nothing goes.
+		r = p.postJSON("/pulp/api/v3/orphans/cleanup/", map[string]any{"orphan_protection_time": 10})
+		if task := p.waitTask(r.json(t)["task"].(string)); task["state"] != "completed" || p.get(orphan).code != 200 {
+			t.Fatalf("protected orphan removed: %v", task)
+		}
+		r = p.postJSON("/pulp/api/v3/orphans/cleanup/", map[string]any{"orphan_protection_time": 0})
+		task := p.waitTask(r.json(t)["task"].(string))
+		if task["state"] != "completed" {
+			t.Fatalf("cleanup: %v", task)
+		}
+		for href, want := range map[string]int{kept: 200, keptArt: 200, orphan: 404, orphanArt: 404} {
+			if c := p.get(href).code; c != want {
+				t.Errorf("%s after cleanup: %d, want %d", href, c, want)
+			}
+		}
+		if _, err := os.Stat(keptFile); err != nil {
+			t.Errorf("file of content in a repository removed: %v", err)
+		}
+		if _, err := os.Stat(orphanFile); !os.IsNotExist(err) {
+			t.Errorf("orphan artifact file survives: %v", err)
 		}
 	})
 }

@@ -55,6 +55,10 @@ type instance struct {
 	cmd     *exec.Cmd
 	log     *bytes.Buffer
 	exited  chan struct{}
+	// env is appended to the process environment (later entries win);
+	// args, when set, replace the default serve command line.
+	env  []string
+	args func(p *instance) []string
 }
 
 func freeAddr(t *testing.T) string {
@@ -85,8 +89,13 @@ func (p *instance) start() {
 	p.addr = freeAddr(p.t)
 	p.base = "http://" + p.addr
 	p.log = &bytes.Buffer{}
-	p.cmd = exec.Command(pithBin, "serve", "--addr", p.addr, "--data-dir", p.dataDir, "--workers", "2", "--worker-ttl", "3s")
+	args := []string{"serve", "--addr", p.addr, "--data-dir", p.dataDir, "--workers", "2", "--worker-ttl", "3s"}
+	if p.args != nil {
+		args = p.args(p)
+	}
+	p.cmd = exec.Command(pithBin, args...)
 	p.cmd.Env = append(os.Environ(), "PITH_ADMIN_PASSWORD="+password, "PITH_ENABLE_TEST_TASKS=true", "PITH_DATABASE_URL="+p.dbURL)
+	p.cmd.Env = append(p.cmd.Env, p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)

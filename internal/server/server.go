@@ -162,10 +162,13 @@ func New(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger,
 	testTasks := os.Getenv("PITH_ENABLE_TEST_TASKS") == "true"
 	mux := http.NewServeMux()
 	if roles.API {
-		gen, err := auth.EnsureAdmin(ctx, st, os.Getenv("PITH_ADMIN_PASSWORD"))
+		gen, stale, err := auth.EnsureAdmin(ctx, st, os.Getenv("PITH_ADMIN_PASSWORD"))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("server: admin user: %w", err)
+		}
+		if stale {
+			log.Warn("PITH_ADMIN_PASSWORD is not the admin password and was ignored: it applies only on first start; change the password with pith admin reset-password")
 		}
 		if gen != "" && announce != nil {
 			announce(gen)

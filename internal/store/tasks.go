@@ -834,6 +834,34 @@ func (s *Store) listApps(ctx context.Context, where string, args ...any) ([]AppS
 	return out, rows.Err()
 }
 
+// WorkerIDs maps worker names (as tasks record them) to the ids of their
+// app_status rows; names without a row are left out.
+func (s *Store) WorkerIDs(ctx context.Context, names []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(names) == 0 {
+		return out, nil
+	}
+	ph := make([]string, len(names))
+	args := []any{}
+	for i, n := range names {
+		args = append(args, n)
+		ph[i] = "$" + strconv.Itoa(i+1)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT name, id FROM app_status WHERE app_type = 'worker' AND name IN (`+strings.Join(ph, ", ")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: worker ids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, id string
+		if err := rows.Scan(&name, &id); err != nil {
+			return nil, fmt.Errorf("store: worker ids: %w", err)
+		}
+		out[name] = id
+	}
+	return out, rows.Err()
+}
+
 // GetAppStatus returns an app_status row by id.
 func (s *Store) GetAppStatus(ctx context.Context, id string) (*AppStatus, error) {
 	a, err := scanAppStatus(s.db.QueryRowContext(ctx, `SELECT `+appStatusColumns+` FROM app_status WHERE id = $1`, id))

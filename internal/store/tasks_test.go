@@ -740,3 +740,31 @@ func TestFailAllRunningAfterRestart(t *testing.T) {
 	}
 	expectClaims(t, s, "waiting")
 }
+
+// TestOnlyPulpTaskStates: the database itself refuses any state but
+// Pulp's six, on insert and on update.
+func TestOnlyPulpTaskStates(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		tk := &store.Task{Name: "pith.test", Args: json.RawMessage(`{}`)}
+		if err := s.InsertTask(ctx, nil, tk, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range []string{"waiting", "running", "canceling", "completed", "failed", "canceled"} {
+			if _, err := s.Exec(ctx, `UPDATE tasks SET state = $1 WHERE id = $2`, st, tk.ID); err != nil {
+				t.Errorf("state %s refused: %v", st, err)
+			}
+		}
+		for _, st := range []string{"skipped", "queued", ""} {
+			if _, err := s.Exec(ctx, `UPDATE tasks SET state = $1 WHERE id = $2`, st, tk.ID); err == nil {
+				t.Errorf("state %q accepted", st)
+			}
+		}
+		if _, err := s.Exec(ctx, `INSERT INTO tasks (id, created, last_updated, name, state) VALUES ($1, 1, 1, 'x', 'done')`, store.NewID()); err == nil {
+			t.Error("insert with state done accepted")
+		}
+		if got, _ := s.GetTask(ctx, tk.ID); got.State != store.TaskCanceled {
+			t.Errorf("state after refused updates: %s", got.State)
+		}
+	})
+}

@@ -95,7 +95,7 @@ func (h *Handler) resolve(ctx context.Context, s *snapshot, distID string) (*pub
 	if ok {
 		return p, nil
 	}
-	p, err := h.resolvePublication(ctx, distID)
+	p, err := h.resolveShared(ctx, s.gen, distID)
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,8 @@ type Handler struct {
 	// it (Pulp's behaviour), not only remotes linked to the served
 	// repository.
 	AnyRemote bool
+
+	shared sharedLookups
 }
 
 // NewHandler returns a content handler with Pulp's defaults.
@@ -409,7 +411,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapsh
 	var f *file
 	if !absent {
 		var err error
-		if f, err = h.lookup(ctx, pub, rel); err != nil {
+		if f, err = h.lookupShared(ctx, pub, rel); err != nil {
 			return err
 		}
 	}
@@ -457,86 +459,6 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapsh
 		h.paths.drop(key)
 	}
 	return err
-}
-
-// serveLazy fetches content whose bytes are not stored from the remotes
-// that may provide it, streaming while it arrives.
-func (h *Handler) serveLazy(w http.ResponseWriter, r *http.Request, pub *publication, f *file, rel string) error {
-	if h.Lazy == nil || f.contentArtifactID == nil {
-		return notFound("404: The content is not stored and this server does not fetch content on demand.")
-	}
-	repo := pub.repoID
-	if h.AnyRemote {
-		repo = ""
-	}
-	srcs, err := h.Store.LazySources(r.Context(), *f.contentArtifactID, repo)
-	if err != nil {
-		return err
-	}
-	req := lazy.Request{Size: -1, ContentType: ContentType(rel)}
-	for _, s := range srcs {
-		if s.SHA256 == "" {
-			continue // nothing to verify against: never served
-		}
-		if req.SHA256 == "" {
-			req.SHA256, req.Size = s.SHA256, s.Size
-		}
-		if s.SHA256 != req.SHA256 {
-			continue
-		}
-		req.Sources = append(req.Sources, lazy.Source{RemoteArtifactID: s.RemoteArtifactID, RemoteID: s.RemoteID,
-			URL: s.URL, Streamed: s.Policy == "streamed", FailedAt: store.Time(s.FailedAt)})
-	}
-	if err := h.addACSSources(r.Context(), &req, *f.contentArtifactID); err != nil {
-		return err
-	}
-	err = h.Lazy.Serve(w, r, req)
-	var na *lazy.NotAvailableError
-	if errors.As(err, &na) {
-		return notFound("404: " + na.Reason)
-	}
-	return err
-}
-
-// addACSSources puts the alternate content sources that can deliver the
-// bytes before the repository's own sources. ACSs are configured by the
-// administrator for everyone, so they are not subject to credential
-// isolation. Their bytes are kept unless the repository's content is
-// streamed.
-func (h *Handler) addACSSources(ctx context.Context, req *lazy.Request, contentArtifactID string) error {
-	if req.SHA256 == "" {
-		// The repository's remotes know nothing usable; any remote
-		// artifact still tells which digest an ACS would have to match.
-		var sha sql.NullString
-		var size int64
-		err := h.Store.QueryRow(ctx, `SELECT sha256, COALESCE(size, -1) FROM remote_artifacts
-			WHERE content_artifact_id = $1 AND sha256 IS NOT NULL LIMIT 1`, contentArtifactID).Scan(&sha, &size)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("digest of %s: %w", contentArtifactID, err)
-		}
-		req.SHA256, req.Size = strings.ToLower(sha.String), size
-	}
-	acs, err := h.Store.ACSSources(ctx, req.SHA256)
-	if err != nil || len(acs) == 0 {
-		return err
-	}
-	streamed := len(req.Sources) > 0
-	for _, s := range req.Sources {
-		streamed = streamed && s.Streamed
-	}
-	srcs := make([]lazy.Source, 0, len(acs)+len(req.Sources))
-	for _, s := range acs {
-		if s.Size >= 0 && req.Size >= 0 && s.Size != req.Size {
-			continue
-		}
-		srcs = append(srcs, lazy.Source{RemoteArtifactID: s.RemoteArtifactID, RemoteID: s.RemoteID,
-			URL: s.URL, Streamed: streamed, FailedAt: store.Time(s.FailedAt)})
-	}
-	req.Sources = append(srcs, req.Sources...)
-	return nil
 }
 
 // serveArtifact sends a stored artifact with full HTTP semantics and the

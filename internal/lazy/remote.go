@@ -122,15 +122,20 @@ func (f *Fetcher) tail(ctx context.Context, fl *flight, file *os.File) {
 }
 
 // publishLease records the spool path so other processes can follow.
+// The row is written in the background: this process's clients need not
+// wait for it (followers elsewhere poll), and an update landing after the
+// lease was released matches no row.
 func (f *Fetcher) publishLease(ctx context.Context, fl *flight, spool string) {
 	fl.mu.Lock()
 	fl.spool = spool
 	fl.mu.Unlock()
 	l := store.LazyLease{SHA256: fl.req.SHA256, Owner: f.cfg.Owner, Spool: spool, Size: fl.req.Size,
 		Expires: store.Micros(time.Now().Add(leaseTTL))}
-	if err := f.cfg.Store.UpdateLazyLease(context.WithoutCancel(ctx), l); err != nil {
-		f.log.WarnContext(ctx, "lazy: publish spool", "error", err)
-	}
+	go func() {
+		if err := f.cfg.Store.UpdateLazyLease(context.WithoutCancel(ctx), l); err != nil {
+			f.log.WarnContext(ctx, "lazy: publish spool", "error", err)
+		}
+	}()
 }
 
 // renewLease extends the lease until the flight lands.

@@ -191,19 +191,20 @@ func (d *Deps) runSync(ctx context.Context, t *tasking.Task) error {
 			return nil
 		})
 	}
+	downloaders := func(remoteID string) (*download.Downloader, error) {
+		if remoteID == remote.ID {
+			return dl, nil
+		}
+		r, err := d.Store.GetRemote(ctx, remoteID)
+		if err != nil {
+			return nil, err
+		}
+		return download.New(DownloadConfig(r, d.AllowedImportPaths))
+	}
 	p := pipeline.NewDeclarativeVersion(pipeline.Deps{
-		Store:   d.Store,
-		Storage: d.Storage,
-		Downloaders: func(remoteID string) (*download.Downloader, error) {
-			if remoteID == remote.ID {
-				return dl, nil
-			}
-			r, err := d.Store.GetRemote(ctx, remoteID)
-			if err != nil {
-				return nil, err
-			}
-			return download.New(DownloadConfig(r, d.AllowedImportPaths))
-		},
+		Store:        d.Store,
+		Storage:      d.Storage,
+		Downloaders:  downloaders,
 		SaveDetail:   saveDetailUnits,
 		DetailTables: []string{"file_content"},
 		Version:      v,
@@ -212,6 +213,12 @@ func (d *Deps) runSync(ctx context.Context, t *tasking.Task) error {
 			return t.Progress(message, code, nil)
 		},
 	})
+	if !deferred {
+		// Alternate content sources first (Pulp's ACSArtifactHandler).
+		if err := p.Insert(pipeline.StageQueryArtifacts, d.acsStage(downloaders)); err != nil {
+			return err
+		}
+	}
 	if err := p.Run(ctx, first); err != nil {
 		pp.Fail()
 		return err

@@ -1,0 +1,149 @@
+package content
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/pith-project/pith/internal/lazy"
+	"github.com/pith-project/pith/internal/store"
+)
+
+// sharedLookups lets concurrent requests for the same path share their
+// database queries. Paths whose bytes are stored are cached (see
+// cache.go); lazy paths are not, and a herd of clients asking for one
+// cold file would otherwise queue hundreds of identical queries in front
+// of the first byte.
+type sharedLookups struct {
+	resolves singleflight.Group
+	lookups  singleflight.Group
+	sources  singleflight.Group
+}
+
+// resolveShared is resolvePublication, shared by the concurrent requests
+// of one content generation: after a publication, a herd of clients
+// would otherwise all resolve the distribution at once.
+func (h *Handler) resolveShared(ctx context.Context, gen int64, distID string) (*publication, error) {
+	v, err, _ := h.shared.resolves.Do(fmt.Sprint(gen, "\x00", distID), func() (any, error) {
+		return h.resolvePublication(context.WithoutCancel(ctx), distID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*publication), nil
+}
+
+// lookupShared is lookup, shared by the concurrent requests for one path
+// of one publication. The query runs without the first caller's
+// cancellation, since others wait for it.
+func (h *Handler) lookupShared(ctx context.Context, pub *publication, rel string) (*file, error) {
+	v, err, _ := h.shared.lookups.Do(pub.id+"\x00"+rel, func() (any, error) {
+		return h.lookup(context.WithoutCancel(ctx), pub, rel)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*file), nil
+}
+
+// serveLazy fetches content whose bytes are not stored from the remotes
+// that may provide it, streaming while it arrives.
+func (h *Handler) serveLazy(w http.ResponseWriter, r *http.Request, pub *publication, f *file, rel string) error {
+	if h.Lazy == nil || f.contentArtifactID == nil {
+		return notFound("404: The content is not stored and this server does not fetch content on demand.")
+	}
+	repo := pub.repoID
+	if h.AnyRemote {
+		repo = ""
+	}
+	// A herd of clients asking for the same cold file shares one set of
+	// queries, as it shares one upstream fetch.
+	v, err, _ := h.shared.sources.Do(*f.contentArtifactID+"\x00"+repo, func() (any, error) {
+		return h.lazyRequest(context.WithoutCancel(r.Context()), *f.contentArtifactID, repo)
+	})
+	if err != nil {
+		return err
+	}
+	req := v.(lazy.Request)
+	req.ContentType = ContentType(rel)
+	err = h.Lazy.Serve(w, r, req)
+	var na *lazy.NotAvailableError
+	if errors.As(err, &na) {
+		return notFound("404: " + na.Reason)
+	}
+	return err
+}
+
+// lazyRequest lists where the bytes of a content artifact may be fetched
+// from: alternate content sources first, then the remotes repo may use
+// ("" for any remote).
+func (h *Handler) lazyRequest(ctx context.Context, contentArtifactID, repo string) (lazy.Request, error) {
+	srcs, err := h.Store.LazySources(ctx, contentArtifactID, repo)
+	if err != nil {
+		return lazy.Request{}, err
+	}
+	req := lazy.Request{Size: -1}
+	for _, s := range srcs {
+		if s.SHA256 == "" {
+			continue // nothing to verify against: never served
+		}
+		if req.SHA256 == "" {
+			req.SHA256, req.Size = s.SHA256, s.Size
+		}
+		if s.SHA256 != req.SHA256 {
+			continue
+		}
+		req.Sources = append(req.Sources, lazy.Source{RemoteArtifactID: s.RemoteArtifactID, RemoteID: s.RemoteID,
+			URL: s.URL, Streamed: s.Policy == "streamed", FailedAt: store.Time(s.FailedAt)})
+	}
+	if err := h.addACSSources(ctx, &req, contentArtifactID); err != nil {
+		return lazy.Request{}, err
+	}
+	return req, nil
+}
+
+// addACSSources puts the alternate content sources that can deliver the
+// bytes before the repository's own sources. ACSs are configured by the
+// administrator for everyone, so they are not subject to credential
+// isolation. Their bytes are kept unless the repository's content is
+// streamed.
+func (h *Handler) addACSSources(ctx context.Context, req *lazy.Request, contentArtifactID string) error {
+	if req.SHA256 == "" {
+		// The repository's remotes know nothing usable; any remote
+		// artifact still tells which digest an ACS would have to match.
+		var sha sql.NullString
+		var size int64
+		err := h.Store.QueryRow(ctx, `SELECT sha256, COALESCE(size, -1) FROM remote_artifacts
+			WHERE content_artifact_id = $1 AND sha256 IS NOT NULL LIMIT 1`, contentArtifactID).Scan(&sha, &size)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("digest of %s: %w", contentArtifactID, err)
+		}
+		req.SHA256, req.Size = strings.ToLower(sha.String), size
+	}
+	acs, err := h.Store.ACSSources(ctx, req.SHA256)
+	if err != nil || len(acs) == 0 {
+		return err
+	}
+	streamed := len(req.Sources) > 0
+	for _, s := range req.Sources {
+		streamed = streamed && s.Streamed
+	}
+	srcs := make([]lazy.Source, 0, len(acs)+len(req.Sources))
+	for _, s := range acs {
+		if s.Size >= 0 && req.Size >= 0 && s.Size != req.Size {
+			continue
+		}
+		srcs = append(srcs, lazy.Source{RemoteArtifactID: s.RemoteArtifactID, RemoteID: s.RemoteID,
+			URL: s.URL, Streamed: streamed, FailedAt: store.Time(s.FailedAt)})
+	}
+	req.Sources = append(srcs, req.Sources...)
+	return nil
+}

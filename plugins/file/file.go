@@ -82,6 +82,9 @@ func RegisterTaskFuncs(d *Deps) {
 	if d.Core.Repairer == nil {
 		d.Core.Repairer = repairer{d}
 	}
+	if d.Core.Content == nil {
+		d.Core.Content = contentOrphans{d}
+	}
 	registerRemoteTasks(d)
 	registerRepositoryTasks(d)
 	registerContentTasks(d)

@@ -339,7 +339,7 @@ func workerFilter(q *api.Query, lookup, v string) error {
 		case "false", "0":
 			q.Where("tasks.worker IN (" + workers + ")")
 		default:
-			return fmt.Errorf("Must be a valid boolean.")
+			return api.FieldErrors{"worker__isnull": {"Must be a valid boolean."}}
 		}
 		return nil
 	}
@@ -356,7 +356,7 @@ func workerFilter(q *api.Query, lookup, v string) error {
 		if id := api.IDFromHref(x, WorkersPath, "core.appstatus"); id != "" {
 			ids = append(ids, q.Arg(id))
 		} else if strings.HasPrefix(x, "/") || strings.HasPrefix(x, "prn:") || strings.Contains(x, "://") {
-			return fmt.Errorf("Invalid hyperlink - No URL match.")
+			return api.FieldErrors{"worker": {"Invalid hyperlink - No URL match."}}
 		} else {
 			names = append(names, q.Arg(x))
 		}

@@ -31,9 +31,17 @@ func (o contentOrphans) Resolve(ctx context.Context, hrefs []string) ([]string, 
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("Could not find the following content units: %s", strings.Join(missing, ", "))
+		return nil, unknownContent(missing)
 	}
 	return ids, nil
+}
+
+// unknownContent lists content references that name no unit; its message
+// is the 400 body clients see.
+type unknownContent []string
+
+func (u unknownContent) Error() string {
+	return "Could not find the following content units: " + strings.Join(u, ", ")
 }
 
 // Clean deletes units in no repository version untouched since olderThan

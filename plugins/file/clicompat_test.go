@@ -254,3 +254,29 @@ func TestCLIOrphanCleanupRemovesContent(t *testing.T) {
 }
 
 const orphansCleanupPath = "/pulp/api/v3/orphans/cleanup/"
+
+// `--field`/`--exclude-field` keep the serializer's field order (pulp-cli
+// prints what it gets), on details and on every result of a page.
+func TestCLIFieldSelectionKeepsOrder(t *testing.T) {
+	eachContentEnv(t, func(t *testing.T, e *contentEnv) {
+		r := e.createRemote(map[string]any{"name": "ordered", "url": "http://127.0.0.1:1/PULP_MANIFEST"})
+		order := func(body []byte, keys ...string) {
+			t.Helper()
+			last := -1
+			for _, k := range keys {
+				i := strings.Index(string(body), `"`+k+`":`)
+				if i < 0 || i < last {
+					t.Fatalf("%s: %q out of order (want %v)", body, k, keys)
+				}
+				last = i
+			}
+		}
+		_, body := e.do("GET", r.PulpHref+"?exclude_fields=url,hidden_fields", nil)
+		order(body, "pulp_href", "prn", "pulp_created", "name", "pulp_labels", "policy", "tls_validation", "rate_limit")
+		if strings.Contains(string(body), `"url"`) {
+			t.Errorf("excluded field present: %s", body)
+		}
+		_, body = e.do("GET", RemotesPath+"?fields=policy,name,pulp_href", nil)
+		order(body, "count", "results", "pulp_href", "name", "policy")
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -278,5 +279,45 @@ func TestCLIFieldSelectionKeepsOrder(t *testing.T) {
 		}
 		_, body = e.do("GET", RemotesPath+"?fields=policy,name,pulp_href", nil)
 		order(body, "count", "results", "pulp_href", "name", "policy")
+	})
+}
+
+// `pulp repository version list` reads the generic list; its versions
+// carry content_summary like the typed ones (Pulp's
+// RepositoryVersionResponse), with hrefs to the typed content list.
+func TestCLIGenericVersionsContentSummary(t *testing.T) {
+	eachContentEnv(t, func(t *testing.T, e *contentEnv) {
+		if !hasRoute(e.API, "repository_versions_list") {
+			e.API.Register(coreapi.GenericRepositoryRoutes(e.Core)...)
+		}
+		repo := e.repo("summary")
+		e.createFromArtifact("a.txt", e.artifact([]byte("a")), repo)
+		e.createFromArtifact("b.txt", e.artifact([]byte("b")), repo)
+		v2 := repo + "versions/2/"
+		var page struct {
+			Results []struct {
+				PulpHref       string                 `json:"pulp_href"`
+				ContentSummary coreapi.ContentSummary `json:"content_summary"`
+			} `json:"results"`
+		}
+		e.call("GET", "/pulp/api/v3/repository_versions/?number=2", nil, http.StatusOK, &page)
+		if len(page.Results) != 1 || page.Results[0].PulpHref != v2 {
+			t.Fatalf("results: %+v", page.Results)
+		}
+		var typed struct {
+			ContentSummary coreapi.ContentSummary `json:"content_summary"`
+		}
+		e.call("GET", v2, nil, http.StatusOK, &typed)
+		got := page.Results[0].ContentSummary
+		want := coreapi.ContentSummary{
+			Added:   map[string]coreapi.ContentSummaryEntry{"file.file": {Count: 1, Href: ContentPath + "?repository_version_added=" + v2}},
+			Removed: map[string]coreapi.ContentSummaryEntry{},
+			Present: map[string]coreapi.ContentSummaryEntry{"file.file": {Count: 2, Href: ContentPath + "?repository_version=" + v2}},
+		}
+		for name, cs := range map[string]coreapi.ContentSummary{"generic": got, "typed": typed.ContentSummary} {
+			if !reflect.DeepEqual(cs, want) {
+				t.Errorf("%s content_summary = %+v, want %+v", name, cs, want)
+			}
+		}
 	})
 }

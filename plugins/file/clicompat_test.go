@@ -321,3 +321,34 @@ func TestCLIGenericVersionsContentSummary(t *testing.T) {
 		}
 	})
 }
+
+// pulp-cli passes repository versions by PRN where users give PRNs
+// (`pulp file content list --repository-version prn:…`): the version
+// filters of the content lists accept them as they accept hrefs.
+func TestCLIContentListByVersionPRN(t *testing.T) {
+	eachContentEnv(t, func(t *testing.T, e *contentEnv) {
+		repo := e.repo("by-prn")
+		e.createFromArtifact("a.txt", e.artifact([]byte("a")), repo)
+		e.createFromArtifact("b.txt", e.artifact([]byte("b")), repo)
+		e.createFromArtifact("loose.txt", e.artifact([]byte("loose")), "")
+		var v struct {
+			PRN string `json:"prn"`
+		}
+		e.call("GET", repo+"versions/2/", nil, http.StatusOK, &v)
+		for _, list := range []string{ContentPath, coreapi.ContentPath} {
+			for q, want := range map[string]int{
+				"repository_version=" + url.QueryEscape(v.PRN):                          2,
+				"repository_version_added=" + url.QueryEscape(v.PRN):                    1,
+				"repository_version=" + url.QueryEscape(v.PRN) + "&pulp_type=file.file": 2,
+			} {
+				if n, hrefs := e.list(list + "?" + q); n != want || len(hrefs) != want {
+					t.Errorf("%s?%s: count %d, %d results; want %d", list, q, n, len(hrefs), want)
+				}
+			}
+			r := e.get(list + "?repository_version=" + url.QueryEscape("prn:core.repositoryversion:01a237ab-dec6-7378-8b8f-380eb47b1884"))
+			if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "repository_version") {
+				t.Errorf("%s unknown version prn: %d %s", list, r.status, r.body)
+			}
+		}
+	})
+}

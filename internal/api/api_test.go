@@ -131,8 +131,8 @@ func TestAuthAndPublicRoutes(t *testing.T) {
 
 func TestCorrelationIDEchoed(t *testing.T) {
 	_, ts := newTestServer(t)
-	resp, _ := do(t, "GET", ts.URL+Root+"status/", "", nil, false, "Correlation-Id", "abc123")
-	if got := resp.Header.Get("Correlation-Id"); got != "abc123" {
+	resp, _ := do(t, "GET", ts.URL+Root+"status/", "", nil, false, "Correlation-Id", "deadbeefdeadbeefdeadbeefdeadbeef")
+	if got := resp.Header.Get("Correlation-Id"); got != "deadbeefdeadbeefdeadbeefdeadbeef" {
 		t.Fatalf("Correlation-Id = %q", got)
 	}
 	resp, _ = do(t, "GET", ts.URL+Root+"status/", "", nil, false)

@@ -291,38 +291,40 @@ func (d *Deps) taskResponses(ctx context.Context, tasks []*store.Task) ([]TaskRe
 }
 
 // resourceFilter matches tasks by the resources they reserved; values are
-// hrefs or PRNs, as records may hold either.
+// hrefs or PRNs, as records may hold either. With the "in" lookup a task
+// must hold every listed resource, as in Pulp (its __in filters narrow the
+// result once per value).
 func resourceFilter(mode string) func(q *api.Query, lookup, v string) error {
 	return func(q *api.Query, lookup, v string) error {
 		vals := []string{v}
 		if lookup == "in" {
 			vals = strings.Split(v, ",")
 		}
-		var ph []string
+		found := false
 		for _, x := range vals {
 			x = strings.TrimSpace(x)
 			if x == "" {
 				continue
 			}
-			ph = append(ph, q.Arg(x))
+			found = true
+			ph := []string{q.Arg(x)}
 			if prn := hrefPRN(x); prn != "" && strings.HasPrefix(x, "/") {
 				ph = append(ph, q.Arg(prn))
 			}
+			cond := "r.resource IN (" + strings.Join(ph, ", ") + ")"
+			switch mode {
+			case "exclusive":
+				cond += " AND r.exclusive"
+			case "shared":
+				cond += " AND NOT r.exclusive"
+			}
+			// IN, not a correlated EXISTS: SQLite would walk every task for
+			// EXISTS, while the subquery reads the (resource, …, task_id) index.
+			q.Where("tasks.id IN (SELECT r.task_id FROM task_resources r WHERE " + cond + ")")
 		}
-		if len(ph) == 0 {
+		if !found {
 			q.Where("1 = 0")
-			return nil
 		}
-		cond := "r.resource IN (" + strings.Join(ph, ", ") + ")"
-		switch mode {
-		case "exclusive":
-			cond += " AND r.exclusive"
-		case "shared":
-			cond += " AND NOT r.exclusive"
-		}
-		// IN, not a correlated EXISTS: SQLite would walk every task for
-		// EXISTS, while the subquery reads the (resource, …, task_id) index.
-		q.Where("tasks.id IN (SELECT r.task_id FROM task_resources r WHERE " + cond + ")")
 		return nil
 	}
 }

@@ -352,3 +352,42 @@ func TestCLIContentListByVersionPRN(t *testing.T) {
 		}
 	})
 }
+
+// reserved_resources__in (and the exclusive/shared variants) match tasks
+// holding every listed resource, as Pulp's do: `pulp task list
+// --reserved-resource-in REPO --reserved-resource-in REMOTE` finds the one
+// sync of that repository from that remote.
+func TestCLITaskResourceInMeansAll(t *testing.T) {
+	eachContentEnv(t, func(t *testing.T, e *contentEnv) {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		t.Cleanup(up.Close)
+		a := e.createRemote(map[string]any{"name": "a", "url": up.URL + "/PULP_MANIFEST"}).PulpHref
+		b := e.createRemote(map[string]any{"name": "b", "url": up.URL + "/PULP_MANIFEST"}).PulpHref
+		repo := e.repo("in-means-all")
+		syncFrom := func(remote string) string {
+			r := e.postJSON(repo+"sync/", map[string]any{"remote": remote})
+			if task := e.task(r); task["state"] != "completed" {
+				t.Fatalf("sync: %v", task["error"])
+			}
+			return r.obj(t)["task"].(string)
+		}
+		fromA, fromB := syncFrom(a), syncFrom(b)
+		in := func(name string, refs ...string) string {
+			return name + "__in=" + url.QueryEscape(strings.Join(refs, ","))
+		}
+		for q, want := range map[string][]string{
+			in("reserved_resources", repo, a):  {fromA},
+			in("reserved_resources", repo, b):  {fromB},
+			in("reserved_resources", a, b):     nil,
+			in("reserved_resources", repo):     {fromB, fromA},
+			in("exclusive_resources", repo):    {fromB, fromA},
+			in("exclusive_resources", repo, a): nil,
+			in("shared_resources", a):          {fromA},
+			in("shared_resources", a, b):       nil,
+		} {
+			if got := taskHrefs(e.tasks(q + "&name=" + url.QueryEscape(SyncTask))); !slices.Equal(got, want) {
+				t.Errorf("%s: %v, want %v", q, got, want)
+			}
+		}
+	})
+}

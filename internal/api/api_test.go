@@ -136,8 +136,8 @@ func TestAuthAndPublicRoutes(t *testing.T) {
 
 func TestCorrelationIDEchoed(t *testing.T) {
 	_, ts := newTestServer(t)
-	resp, _ := do(t, "GET", ts.URL+Root+"status/", "", nil, false, "Correlation-Id", "abc123")
-	if got := resp.Header.Get("Correlation-Id"); got != "abc123" {
+	resp, _ := do(t, "GET", ts.URL+Root+"status/", "", nil, false, "Correlation-Id", "deadbeefdeadbeefdeadbeefdeadbeef")
+	if got := resp.Header.Get("Correlation-Id"); got != "deadbeefdeadbeefdeadbeefdeadbeef" {
 		t.Fatalf("Correlation-Id = %q", got)
 	}
 	resp, _ = do(t, "GET", ts.URL+Root+"status/", "", nil, false)
@@ -360,7 +360,7 @@ func TestRequestLogAndMetrics(t *testing.T) {
 		Handle: func(c *Ctx) (any, error) { return Body[widget](c), nil }})
 	ts := httptest.NewServer(s)
 	defer ts.Close()
-	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "a"}`), true, "Correlation-Id", "cid-1")
+	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "a"}`), true, "Correlation-Id", "0f8fad5b-d9cb-469f-a165-70867728950e")
 	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{}`), true)
 	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "a"}`), false)
 	do(t, "POST", ts.URL+Root+"widgets/", "application/json", strings.NewReader(`{"name": "b"}`), true)
@@ -377,7 +377,7 @@ func TestRequestLogAndMetrics(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("%d request log lines for 4 requests:\n%s", len(lines), logs.String())
 	}
-	if l := lines[0]; l["status"] != 201.0 || l["operation"] != "widgets_create" || l["method"] != "POST" || l["cid"] != "cid-1" || l["user"] != "admin" {
+	if l := lines[0]; l["status"] != 201.0 || l["operation"] != "widgets_create" || l["method"] != "POST" || l["cid"] != "0f8fad5b-d9cb-469f-a165-70867728950e" || l["user"] != "admin" {
 		t.Errorf("first line: %v", l)
 	}
 	want := map[string]float64{"201": 2, "400": 1, "401": 1}

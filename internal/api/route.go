@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -158,17 +159,37 @@ func (rt *Route) newBody() any {
 	return reflect.New(t).Interface()
 }
 
-// filterFields applies fields/exclude_fields to an encoded object.
+// filterFields applies fields/exclude_fields to an encoded object, keeping
+// the remaining fields in the serializer's order (as Pulp does), not
+// sorted as a decoded map would be.
 func filterFields(obj json.RawMessage, include, exclude map[string]bool) json.RawMessage {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(obj, &m) != nil {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return obj
 	}
-	for k := range m {
-		if (len(include) > 0 && !include[k]) || exclude[k] {
-			delete(m, k)
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return obj
 		}
+		key, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return obj
+		}
+		if (len(include) > 0 && !include[key]) || exclude[key] {
+			continue
+		}
+		if buf.Len() > 1 {
+			buf.WriteByte(',')
+		}
+		k, _ := json.Marshal(key)
+		buf.Write(k)
+		buf.WriteByte(':')
+		buf.Write(v)
 	}
-	b, _ := json.Marshal(m)
-	return b
+	buf.WriteByte('}')
+	return buf.Bytes()
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -141,15 +142,20 @@ func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", http.StatusNotFound, "cid", cid)
 }
 
-// correlationID echoes the client's Correlation-Id or makes one.
+// correlationID echoes the client's Correlation-ID or makes one. Like
+// Pulp (django-guid), only a GUID is echoed; anything else is replaced, so
+// logs never carry client-chosen text, and clients that check the echo
+// (pulp-cli) learn that theirs was refused.
 func correlationID(w http.ResponseWriter, r *http.Request) string {
 	cid := r.Header.Get("Correlation-Id")
-	if cid == "" || len(cid) > 128 {
+	if _, err := uuid.Parse(cid); err != nil {
 		var b [16]byte
 		_, _ = rand.Read(b[:])
 		cid = hex.EncodeToString(b[:])
 	}
-	w.Header().Set("Correlation-Id", cid)
+	// Spelled as Pulp spells it: Header().Set would send "Correlation-Id",
+	// and scripts grep for the exact name.
+	w.Header()["Correlation-ID"] = []string{cid}
 	return cid
 }
 

@@ -238,10 +238,21 @@ func ParseVersionRef(href string) (repoID string, number int, ok bool) {
 }
 
 // CheckVersionRefs answers 400 for version filters naming no complete
-// version, as Pulp does; filters themselves cannot query.
+// version, as Pulp does; filters themselves cannot query. Versions named by
+// PRN (prn:core.repositoryversion:<id>, as pulp-cli passes them) are
+// rewritten in vals to their hrefs, which the filters understand.
 func CheckVersionRefs(ctx context.Context, s *store.Store, vals url.Values) error {
 	for _, name := range []string{"repository_version", "repository_version_added", "repository_version_removed"} {
-		for _, v := range vals[name] {
+		for i, v := range vals[name] {
+			if id, ok := strings.CutPrefix(v, "prn:core.repositoryversion:"); ok {
+				href, err := versionHrefByID(ctx, s, id)
+				if errors.Is(err, store.ErrNotFound) {
+					return api.FieldError(name, "Invalid hyperlink - Object does not exist.")
+				} else if err != nil {
+					return err
+				}
+				vals[name][i], v = href, href
+			}
 			repoID, n, ok := ParseVersionRef(v)
 			if !ok {
 				return api.FieldError(name, "Invalid hyperlink - No URL match.")
@@ -254,6 +265,23 @@ func CheckVersionRefs(ctx context.Context, s *store.Store, vals url.Values) erro
 		}
 	}
 	return nil
+}
+
+// versionHrefByID returns the href of the complete repository version id.
+func versionHrefByID(ctx context.Context, s *store.Store, id string) (string, error) {
+	if !store.ValidID(id) {
+		return "", store.ErrNotFound
+	}
+	var repoID, pulpType string
+	var n int
+	err := s.QueryRow(ctx, `SELECT rv.repository_id, rv.number, r.pulp_type FROM repository_versions rv
+		JOIN repositories r ON r.id = rv.repository_id WHERE rv.id = $1 AND rv.complete`, id).Scan(&repoID, &n, &pulpType)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", store.ErrNotFound
+	} else if err != nil {
+		return "", fmt.Errorf("coreapi: version %s: %w", id, err)
+	}
+	return RepositoryVersionHrefOf(pulpType, repoID, n), nil
 }
 
 // listParams are the query parameters that do not filter.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pith-project/pith/internal/api"
+	"github.com/pith-project/pith/internal/repository"
 	"github.com/pith-project/pith/internal/store"
 )
 
@@ -22,12 +23,48 @@ type RepositoryResponse struct {
 	Remote             *string           `json:"remote" api:"nullable"`
 }
 
-// VersionSummaryResponse is a repository version in the generic list.
+// VersionSummaryResponse is a repository version in the generic list:
+// the same fields as a typed version's, content_summary included.
 type VersionSummaryResponse struct {
 	api.Base
-	Number      int     `json:"number" api:"readonly"`
-	Repository  string  `json:"repository" api:"readonly"`
-	BaseVersion *string `json:"base_version" api:"nullable"`
+	Number         int            `json:"number" api:"readonly"`
+	Repository     string         `json:"repository" api:"readonly"`
+	BaseVersion    *string        `json:"base_version" api:"nullable"`
+	ContentSummary ContentSummary `json:"content_summary" api:"readonly"`
+	VulnReport     *string        `json:"vuln_report" api:"readonly,nullable"`
+}
+
+// ContentSummaryEntry counts one content type in a version.
+type ContentSummaryEntry struct {
+	Count int64  `json:"count"`
+	Href  string `json:"href"`
+}
+
+// ContentSummary is a version's added/removed/present counts, each with
+// the content list that shows those units.
+type ContentSummary struct {
+	Added   map[string]ContentSummaryEntry `json:"added"`
+	Removed map[string]ContentSummaryEntry `json:"removed"`
+	Present map[string]ContentSummaryEntry `json:"present"`
+}
+
+// NewContentSummary renders a version's stored counts; versionHref is the
+// version's href, which the entries' content list hrefs filter on.
+func NewContentSummary(c repository.Counts, versionHref string) ContentSummary {
+	s := ContentSummary{Added: map[string]ContentSummaryEntry{}, Removed: map[string]ContentSummaryEntry{}, Present: map[string]ContentSummaryEntry{}}
+	for _, k := range []struct {
+		kind, filter string
+		into         map[string]ContentSummaryEntry
+	}{
+		{"added", "repository_version_added", s.Added},
+		{"removed", "repository_version_removed", s.Removed},
+		{"present", "repository_version", s.Present},
+	} {
+		for typ, n := range c[k.kind] {
+			k.into[typ] = ContentSummaryEntry{Count: n, Href: lookupContentType(typ).Collection + "?" + k.filter + "=" + versionHref}
+		}
+	}
+	return s
 }
 
 // typedPath turns a pulp_type ("file.file") into its collection path
@@ -139,6 +176,7 @@ func GenericRepositoryRoutes(d *Deps) []*api.Route {
 				}
 				defer rows.Close()
 				out := []VersionSummaryResponse{}
+				var ids []string
 				for rows.Next() {
 					var (
 						id, repo, typ    string
@@ -157,8 +195,19 @@ func GenericRepositoryRoutes(d *Deps) []*api.Route {
 						r.BaseVersion = &h
 					}
 					out = append(out, r)
+					ids = append(ids, id)
 				}
-				return c.Page(n, limit, offset, out), rows.Err()
+				if err := rows.Err(); err != nil {
+					return nil, err
+				}
+				counts, err := repository.VersionCounts(c, d.Store, ids...)
+				if err != nil {
+					return nil, err
+				}
+				for i := range out {
+					out[i].ContentSummary = NewContentSummary(counts[ids[i]], out[i].PulpHref)
+				}
+				return c.Page(n, limit, offset, out), nil
 			}},
 	}
 }

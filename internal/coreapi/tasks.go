@@ -103,15 +103,111 @@ func hrefPRN(href string) string {
 	id := parts[len(parts)-1]
 	switch len(parts) {
 	case 2: // core: tasks/<id>
-		model := strings.TrimSuffix(strings.ReplaceAll(parts[0], "-", ""), "s")
+		model, ok := coreModels[parts[0]]
+		if !ok {
+			model = strings.TrimSuffix(strings.ReplaceAll(parts[0], "-", ""), "s")
+		}
 		return "prn:core." + model + ":" + id
-	case 4: // plugin detail: repositories/file/file/<id>
-		return "prn:" + parts[1] + "." + parts[2] + strings.TrimSuffix(parts[0], "s") + ":" + id
-	case 6: // repository version: repositories/file/file/<id>/versions/<n>
-		return "prn:core.repositoryversion:" + id
+	case 4: // typed detail: repositories/file/file/<id>
+		pulpType := parts[1] + "." + parts[2]
+		var label string
+		switch parts[0] {
+		case "repositories":
+			label = pdModelLabel(pulpType, "repository")
+		case "remotes":
+			label = RemotePRNType(pulpType)
+		case "publications":
+			label = PublicationPRNType(pulpType)
+		case "distributions":
+			label = DistributionPRNType(pulpType)
+		case "contentguards":
+			label = ContentGuardPRNType(pulpType)
+		case "acs":
+			label = pdModelLabel(pulpType, "alternatecontentsource")
+		case "content":
+			// Content collections are plural ("files"); the file plugin's
+			// model is FileContent: content/file/files → file.filecontent.
+			app, typ := parts[1], strings.TrimSuffix(parts[2], "s")
+			if typ == app {
+				label = app + "." + app + "content"
+			} else {
+				label = app + "." + typ
+			}
+		default:
+			return ""
+		}
+		return "prn:" + label + ":" + id
 	}
+	// Repository versions are named by number in hrefs but by their own
+	// id in PRNs: see versionPRNs.
 	return ""
 }
+
+// versionPRNs maps the repository version hrefs among hrefs to their PRNs;
+// versions that no longer exist have none.
+func (d *Deps) versionPRNs(ctx context.Context, hrefs []string) (map[string]string, error) {
+	type ref struct {
+		repo string
+		n    int
+	}
+	refs := map[ref]string{}
+	var conds []string
+	var args []any
+	for _, h := range hrefs {
+		repo, n, ok := ParseVersionRef(h)
+		if !ok {
+			continue
+		}
+		if _, dup := refs[ref{repo, n}]; dup {
+			continue
+		}
+		refs[ref{repo, n}] = h
+		conds = append(conds, fmt.Sprintf("(repository_id = $%d AND number = $%d)", len(args)+1, len(args)+2))
+		args = append(args, repo, n)
+	}
+	out := map[string]string{}
+	if len(conds) == 0 {
+		return out, nil
+	}
+	rows, err := d.Store.Query(ctx, `SELECT id, repository_id, number FROM repository_versions WHERE `+strings.Join(conds, " OR "), args...)
+	if err != nil {
+		return nil, fmt.Errorf("task created resources: version ids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, repo string
+		var n int
+		if err := rows.Scan(&id, &repo, &n); err != nil {
+			return nil, err
+		}
+		out[refs[ref{repo, n}]] = "prn:core.repositoryversion:" + id
+	}
+	return out, rows.Err()
+}
+
+// workerHrefs maps worker names, as tasks record them, to the workers'
+// hrefs; tasks run inline by an API process have no worker.
+func (d *Deps) workerHrefs(ctx context.Context, tasks []*store.Task) (map[string]string, error) {
+	var names []string
+	for _, t := range tasks {
+		if t.Worker != nil && !slices.Contains(names, *t.Worker) {
+			names = append(names, *t.Worker)
+		}
+	}
+	ids, err := d.Store.WorkerIDs(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("task workers: %w", err)
+	}
+	out := make(map[string]string, len(ids))
+	for name, id := range ids {
+		out[name] = api.Href(WorkersPath, id)
+	}
+	return out, nil
+}
+
+// coreModels names pulpcore's models by collection where the name is not
+// simply the singular.
+var coreModels = map[string]string{"workers": "appstatus", "task-groups": "taskgroup"}
 
 func (d *Deps) taskResponses(ctx context.Context, tasks []*store.Task) ([]TaskResponse, error) {
 	ids := make([]string, len(tasks))
@@ -130,13 +226,15 @@ func (d *Deps) taskResponses(ctx context.Context, tasks []*store.Task) ([]TaskRe
 	if err != nil {
 		return nil, err
 	}
-	var workerNames []string
-	for _, t := range tasks {
-		if t.Worker != nil && !slices.Contains(workerNames, *t.Worker) {
-			workerNames = append(workerNames, *t.Worker)
-		}
+	var createdHrefs []string
+	for _, hs := range created {
+		createdHrefs = append(createdHrefs, hs...)
 	}
-	workers, err := d.Store.WorkerIDs(ctx, workerNames)
+	versionPRNs, err := d.versionPRNs(ctx, createdHrefs)
+	if err != nil {
+		return nil, err
+	}
+	workers, err := d.workerHrefs(ctx, tasks)
 	if err != nil {
 		return nil, err
 	}
@@ -165,8 +263,7 @@ func (d *Deps) taskResponses(ctx context.Context, tasks []*store.Task) ([]TaskRe
 			_ = json.Unmarshal(t.Error, &r.Error)
 		}
 		if t.Worker != nil {
-			if id, ok := workers[*t.Worker]; ok {
-				h := api.Href(WorkersPath, id)
+			if h, ok := workers[*t.Worker]; ok {
 				r.Worker = &h
 			}
 		}
@@ -190,6 +287,8 @@ func (d *Deps) taskResponses(ctx context.Context, tasks []*store.Task) ([]TaskRe
 			r.CreatedResources = append(r.CreatedResources, h)
 			if prn := hrefPRN(h); prn != "" {
 				r.CreatedResourcePRNs = append(r.CreatedResourcePRNs, prn)
+			} else if prn := versionPRNs[h]; prn != "" {
+				r.CreatedResourcePRNs = append(r.CreatedResourcePRNs, prn)
 			}
 		}
 		out[i] = r
@@ -198,64 +297,90 @@ func (d *Deps) taskResponses(ctx context.Context, tasks []*store.Task) ([]TaskRe
 }
 
 // resourceFilter matches tasks by the resources they reserved; values are
-// hrefs or PRNs, as records may hold either.
+// hrefs or PRNs, as records may hold either. With the "in" lookup a task
+// must hold every listed resource, as in Pulp (its __in filters narrow the
+// result once per value).
 func resourceFilter(mode string) func(q *api.Query, lookup, v string) error {
 	return func(q *api.Query, lookup, v string) error {
 		vals := []string{v}
 		if lookup == "in" {
 			vals = strings.Split(v, ",")
 		}
-		var ph []string
+		found := false
 		for _, x := range vals {
 			x = strings.TrimSpace(x)
 			if x == "" {
 				continue
 			}
-			ph = append(ph, q.Arg(x))
+			found = true
+			ph := []string{q.Arg(x)}
 			if prn := hrefPRN(x); prn != "" && strings.HasPrefix(x, "/") {
 				ph = append(ph, q.Arg(prn))
 			}
+			cond := "r.resource IN (" + strings.Join(ph, ", ") + ")"
+			switch mode {
+			case "exclusive":
+				cond += " AND r.exclusive"
+			case "shared":
+				cond += " AND NOT r.exclusive"
+			}
+			// IN, not a correlated EXISTS: SQLite would walk every task for
+			// EXISTS, while the subquery reads the (resource, …, task_id) index.
+			q.Where("tasks.id IN (SELECT r.task_id FROM task_resources r WHERE " + cond + ")")
 		}
-		if len(ph) == 0 {
+		if !found {
 			q.Where("1 = 0")
-			return nil
 		}
-		cond := "r.resource IN (" + strings.Join(ph, ", ") + ")"
-		switch mode {
-		case "exclusive":
-			cond += " AND r.exclusive"
-		case "shared":
-			cond += " AND NOT r.exclusive"
-		}
-		// IN, not a correlated EXISTS: SQLite would walk every task for
-		// EXISTS, while the subquery reads the (resource, …, task_id) index.
-		q.Where("tasks.id IN (SELECT r.task_id FROM task_resources r WHERE " + cond + ")")
 		return nil
 	}
 }
 
-// workerFilter matches tasks by the href of the worker that ran them
-// (tasks record the worker's name, its app_status row has the id).
+// workerFilter matches tasks by the worker that ran them. Tasks record the
+// worker's name; clients name workers by href, as the task's worker field
+// does. Tasks run inline by an API process have no worker, as in Pulp.
 func workerFilter(q *api.Query, lookup, v string) error {
+	const workers = "SELECT name FROM app_status WHERE app_type = 'worker'"
 	if lookup == "isnull" {
-		if msg := api.IsNull(q, "tasks.worker", v); msg != "" {
-			return api.NonFieldError(msg)
+		switch strings.ToLower(v) {
+		case "true", "1":
+			q.Where("(tasks.worker IS NULL OR tasks.worker NOT IN (" + workers + "))")
+		case "false", "0":
+			q.Where("tasks.worker IN (" + workers + ")")
+		default:
+			return api.FieldErrors{"worker__isnull": {"Must be a valid boolean."}}
 		}
 		return nil
 	}
-	refs := []string{v}
+	vals := []string{v}
 	if lookup == "in" {
-		refs = strings.Split(v, ",")
+		vals = strings.Split(v, ",")
 	}
-	var ph []string
-	for _, ref := range refs {
-		id := api.IDFromHref(strings.TrimSpace(ref), WorkersPath, "core.appstatus")
-		if id == "" {
-			return api.NonFieldError("Select a valid choice. That choice is not one of the available choices.")
+	var ids, names []string
+	for _, x := range vals {
+		x = strings.TrimSpace(x)
+		if x == "" {
+			continue
 		}
-		ph = append(ph, q.Arg(id))
+		if id := api.IDFromHref(x, WorkersPath, "core.appstatus"); id != "" {
+			ids = append(ids, q.Arg(id))
+		} else if strings.HasPrefix(x, "/") || strings.HasPrefix(x, "prn:") || strings.Contains(x, "://") {
+			return api.FieldErrors{"worker": {"Invalid hyperlink - No URL match."}}
+		} else {
+			names = append(names, q.Arg(x))
+		}
 	}
-	q.Where("tasks.worker IN (SELECT a.name FROM app_status a WHERE a.id IN (" + strings.Join(ph, ", ") + "))")
+	var conds []string
+	if len(ids) > 0 {
+		conds = append(conds, "tasks.worker IN ("+workers+" AND id IN ("+strings.Join(ids, ", ")+"))")
+	}
+	if len(names) > 0 {
+		conds = append(conds, "tasks.worker IN ("+strings.Join(names, ", ")+")")
+	}
+	if len(conds) == 0 {
+		q.Where("1 = 0")
+		return nil
+	}
+	q.Where("(" + strings.Join(conds, " OR ") + ")")
 	return nil
 }
 
@@ -288,7 +413,8 @@ func taskFilters() *api.FilterSet {
 			{Name: "started_at", Column: "started_at", Kind: api.Time},
 			{Name: "finished_at", Column: "finished_at", Kind: api.Time},
 			{Name: "unblocked_at", Column: "unblocked_at", Kind: api.Time},
-			{Name: "worker", Kind: api.Custom, Lookups: []string{"", "in", "isnull"}, Apply: workerFilter},
+			{Name: "worker", Kind: api.Custom, Lookups: []string{"", "in", "isnull"}, Apply: workerFilter,
+				Doc: "Tasks run by this worker, by href (pulp-cli sends hrefs) or by name."},
 			{Name: "parent_task", Kind: api.Custom, Lookups: []string{""}, Apply: refFilter(TasksPath, "parent_task_id")},
 			{Name: "task_group", Kind: api.Custom, Lookups: []string{""}, Apply: refFilter(TaskGroupsPath, "task_group_id")},
 			{Name: "created_resources", Kind: api.Custom, Lookups: []string{""}, Apply: func(q *api.Query, _, v string) error {
@@ -584,6 +710,9 @@ func workerRoutes(d *Deps) []*api.Route {
 						out = append(out, workerResponse(a))
 					}
 				}
+				if err := d.setCurrentTasks(c, out); err != nil {
+					return nil, err
+				}
 				return c.Page(int64(len(apps)), limit, offset, out), nil
 			}},
 		{OperationID: "workers_read", Method: "GET", Path: WorkersPath + "{pulp_id}/", Href: "worker_href", Tag: "Workers",
@@ -599,9 +728,44 @@ func workerRoutes(d *Deps) []*api.Route {
 				if a.AppType != "worker" {
 					return nil, api.NotFound()
 				}
-				return workerResponse(*a), nil
+				out := []WorkerResponse{workerResponse(*a)}
+				if err := d.setCurrentTasks(c, out); err != nil {
+					return nil, err
+				}
+				return out[0], nil
 			}},
 	}
+}
+
+// setCurrentTasks fills in the task each worker is running (or canceling).
+func (d *Deps) setCurrentTasks(ctx context.Context, ws []WorkerResponse) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	ph := make([]string, len(ws))
+	args := make([]any, len(ws))
+	for i, w := range ws {
+		ph[i], args[i] = fmt.Sprintf("$%d", i+1), w.Name
+	}
+	rows, err := d.Store.Query(ctx, `SELECT worker, id FROM tasks WHERE worker IN (`+strings.Join(ph, ", ")+`) AND state IN ('running', 'canceling')`, args...)
+	if err != nil {
+		return fmt.Errorf("workers: current tasks: %w", err)
+	}
+	defer rows.Close()
+	current := map[string]string{}
+	for rows.Next() {
+		var name, id string
+		if err := rows.Scan(&name, &id); err != nil {
+			return fmt.Errorf("workers: current tasks: %w", err)
+		}
+		current[name] = TaskHref(id)
+	}
+	for i := range ws {
+		if h, ok := current[ws[i].Name]; ok {
+			ws[i].CurrentTask = &h
+		}
+	}
+	return rows.Err()
 }
 
 func workerParams() []api.Param {

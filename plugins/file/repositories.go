@@ -59,17 +59,10 @@ type RepositoryResponse struct {
 func (RepositoryResponse) SchemaName() string { return "file.FileRepositoryResponse" }
 
 // ContentSummaryEntry counts one content type in a version.
-type ContentSummaryEntry struct {
-	Count int64  `json:"count"`
-	Href  string `json:"href"`
-}
+type ContentSummaryEntry = coreapi.ContentSummaryEntry
 
 // ContentSummary is a version's added/removed/present counts.
-type ContentSummary struct {
-	Added   map[string]ContentSummaryEntry `json:"added"`
-	Removed map[string]ContentSummaryEntry `json:"removed"`
-	Present map[string]ContentSummaryEntry `json:"present"`
-}
+type ContentSummary = coreapi.ContentSummary
 
 // VersionResponse is a repository version.
 type VersionResponse struct {
@@ -153,12 +146,10 @@ func versionResponses(ctx context.Context, s *store.Store, vs []*repository.Vers
 	for i, v := range vs {
 		href := VersionHref(v.RepositoryID, v.Number)
 		r := VersionResponse{
-			Base:       api.NewBase(href, PRNVersion, v.ID, v.Created, v.LastUpdated),
-			Number:     v.Number,
-			Repository: RepoHref(v.RepositoryID),
-			ContentSummary: ContentSummary{
-				Added: map[string]ContentSummaryEntry{}, Removed: map[string]ContentSummaryEntry{}, Present: map[string]ContentSummaryEntry{},
-			},
+			Base:           api.NewBase(href, PRNVersion, v.ID, v.Created, v.LastUpdated),
+			Number:         v.Number,
+			Repository:     RepoHref(v.RepositoryID),
+			ContentSummary: coreapi.NewContentSummary(counts[v.ID], href),
 		}
 		if v.BaseVersionID != nil {
 			b, ok := bases[*v.BaseVersionID]
@@ -170,16 +161,6 @@ func versionResponses(ctx context.Context, s *store.Store, vs []*repository.Vers
 				h := VersionHref(b.RepositoryID, b.Number)
 				r.BaseVersion = &h
 			}
-		}
-		c := counts[v.ID]
-		for typ, n := range c["added"] {
-			r.ContentSummary.Added[typ] = ContentSummaryEntry{Count: n, Href: ContentPath + "?repository_version_added=" + href}
-		}
-		for typ, n := range c["removed"] {
-			r.ContentSummary.Removed[typ] = ContentSummaryEntry{Count: n, Href: ContentPath + "?repository_version_removed=" + href}
-		}
-		for typ, n := range c["present"] {
-			r.ContentSummary.Present[typ] = ContentSummaryEntry{Count: n, Href: ContentPath + "?repository_version=" + href}
 		}
 		out[i] = r
 	}

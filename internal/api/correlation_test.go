@@ -26,6 +26,7 @@ func TestCorrelationIDIsAGUID(t *testing.T) {
 		}
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, req)
+		//lint:ignore SA1008 the server spells the header as Pulp does, and this checks that spelling
 		got := rec.Header()["Correlation-ID"]
 		if len(got) != 1 {
 			t.Fatalf("%q: response header map %v lacks Correlation-ID", sent, rec.Header())

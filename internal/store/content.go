@@ -236,7 +236,7 @@ func (s *Store) writeQuery(ctx context.Context, q string, args ...any) (*lockedR
 	if s.writeMu != nil {
 		s.writeMu.Lock()
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.wdb.QueryContext(ctx, q, args...)
 	if err != nil {
 		if s.writeMu != nil {
 			s.writeMu.Unlock()

@@ -26,7 +26,7 @@ func openPostgres(ctx context.Context, url string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
-	return &Store{db: db, dialect: &pgDialect{url: url}}, nil
+	return &Store{db: db, wdb: db, dialect: &pgDialect{url: url}}, nil
 }
 
 type pgDialect struct {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -60,7 +61,7 @@ func openSQLite(ctx context.Context, url, dataDir string) (*Store, error) {
 		path = filepath.Join(dataDir, "pith.db")
 	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=case_sensitive_like(1)&_txlock=immediate"
+		"&_pragma=synchronous(NORMAL)&_pragma=case_sensitive_like(1)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
@@ -71,8 +72,36 @@ func openSQLite(ctx context.Context, url, dataDir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
-	return &Store{db: db, dialect: sqliteDialect{}, writeMu: &sync.Mutex{}}, nil
+	// Every write goes through one connection (see Store.wdb). Its page
+	// cache stays valid between transactions only because no other
+	// connection of this process writes, and it holds what big syncs
+	// rewrite over and over (index pages); a cache too small for one
+	// batch spills dirty pages to the WAL mid-transaction and writes them
+	// again at commit. The WAL is checkpointed less often, so a page that
+	// many transactions change is copied into the database once.
+	wdb, err := sql.Open("sqlite", dsn+
+		"&_pragma=cache_size("+strconv.Itoa(-sqliteWriterCacheKiB)+")&_pragma=wal_autocheckpoint("+strconv.Itoa(sqliteCheckpointPages)+")")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	if err := wdb.PingContext(ctx); err != nil {
+		db.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	return &Store{db: db, wdb: wdb, dialect: sqliteDialect{}, writeMu: &sync.Mutex{}}, nil
 }
+
+// Shape of SQLite's writer connection: its page cache (32 MiB, filled only
+// as a database grows that big) and the WAL size, in 4 KiB pages, at which
+// a commit checkpoints (16,000 pages: about 64 MiB).
+const (
+	sqliteWriterCacheKiB  = 32 << 10
+	sqliteCheckpointPages = 16000
+)
 
 type sqliteDialect struct{}
 

@@ -27,7 +27,10 @@ var ErrConflict = errors.New("conflict")
 
 // Store is the database handle shared by every part of pith.
 type Store struct {
-	db      *sql.DB
+	db *sql.DB
+	// wdb runs writes: on SQLite a one-connection pool of its own, used
+	// only under writeMu; on PostgreSQL the same pool as db.
+	wdb     *sql.DB
 	dialect dialect
 	// writeMu serialises write transactions in-process on SQLite, where the
 	// engine allows one writer: waiting here is cheaper and fairer than
@@ -94,6 +97,11 @@ func (s *Store) Close() error {
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
+	if s.wdb != s.db {
+		if cerr := s.wdb.Close(); err == nil {
+			err = cerr
+		}
+	}
 	return err
 }
 
@@ -155,7 +163,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
 	}
-	sqlTx, err := s.db.BeginTx(ctx, nil)
+	sqlTx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
@@ -182,7 +190,7 @@ func (s *Store) Exec(ctx context.Context, q string, args ...any) (sql.Result, er
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
 	}
-	res, err := s.db.ExecContext(ctx, q, args...)
+	res, err := s.wdb.ExecContext(ctx, q, args...)
 	if err == nil && touchesContent(q) {
 		s.afterWrite()
 	}

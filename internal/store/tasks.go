@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,12 +153,14 @@ type stmtKey struct {
 	q  string
 }
 
-func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
-	k := stmtKey{s.db, q}
+// prepared returns q prepared on db (s.db, or s.wdb for transactions,
+// whose statements must belong to the transaction's pool).
+func (s *Store) prepared(ctx context.Context, db *sql.DB, q string) (*sql.Stmt, error) {
+	k := stmtKey{db, q}
 	if v, ok := taskStmts.Load(k); ok {
 		return v.(*sql.Stmt), nil
 	}
-	st, err := s.db.PrepareContext(ctx, q)
+	st, err := db.PrepareContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +173,7 @@ func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
 
 // cachedQueryRow is QueryRow outside a transaction with a cached statement.
 func (s *Store) cachedQueryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	st, err := s.prepared(ctx, q)
+	st, err := s.prepared(ctx, s.db, q)
 	if err != nil {
 		return s.db.QueryRowContext(ctx, q, args...) // reports the same error
 	}
@@ -179,20 +182,36 @@ func (s *Store) cachedQueryRow(ctx context.Context, q string, args ...any) *sql.
 
 // cachedExec is Exec with a statement cached across transactions.
 func (t *Tx) cachedExec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	st, err := t.s.prepared(ctx, q)
-	if err != nil {
-		return nil, err
+	st := t.cachedStmt(q)
+	if st == nil {
+		return t.tx.ExecContext(ctx, q, args...)
 	}
 	return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 }
 
 // cachedQueryRow is QueryRow with a statement cached across transactions.
 func (t *Tx) cachedQueryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	st, err := t.s.prepared(ctx, q)
-	if err != nil {
+	st := t.cachedStmt(q)
+	if st == nil {
 		return t.tx.QueryRowContext(ctx, q, args...)
 	}
 	return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+}
+
+// cachedStmt returns q's cached statement for use in t, or nil if there is
+// none yet; then q runs unprepared this once and is prepared after the
+// commit. Preparing it now could need a second connection of the writer
+// pool, which on SQLite has only the one t holds.
+func (t *Tx) cachedStmt(q string) *sql.Stmt {
+	if v, ok := taskStmts.Load(stmtKey{t.s.wdb, q}); ok {
+		return v.(*sql.Stmt)
+	}
+	t.AfterCommit(func() {
+		if _, err := t.s.prepared(context.Background(), t.s.wdb, q); err != nil {
+			slog.Debug("store: prepare cached statement", "err", err)
+		}
+	})
+	return nil
 }
 
 // notifyTx sends a notification that is delivered when tx commits.

@@ -440,73 +440,122 @@ func TestSignals(t *testing.T) {
 // the kill lands after the commit task read part of the bytes.
 func TestKillDuringUploadCommit(t *testing.T) {
 	backends(t, func(t *testing.T, p *instance) {
-		data := randBytes(4 << 20)
-		up := p.postJSON("/pulp/api/v3/uploads/", map[string]any{"size": len(data)})
-		if up.code != 201 {
-			t.Fatalf("create upload: %d %s", up.code, up.body)
-		}
-		href := up.json(t)["pulp_href"].(string)
-		body, ct := multipartBody("file", data)
-		if r := p.do("PUT", href, body, ct, "Content-Range", fmt.Sprintf("bytes 0-%d/%d", len(data)-1, len(data))); r.code != 200 {
-			t.Fatalf("chunk: %d %s", r.code, r.body)
-		}
-		id := strings.TrimSuffix(href[strings.LastIndex(strings.TrimSuffix(href, "/"), "/")+1:], "/")
-		file := filepath.Join(p.dataDir, "upload", id)
-		if err := os.Remove(file); err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Mkfifo(file, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			// The process dies under this request; its answer does not matter.
-			req, _ := http.NewRequest("POST", p.base+href+"commit/", strings.NewReader(`{"sha256": "`+sum(data)+`"}`))
-			req.SetBasicAuth("admin", password)
-			req.Header.Set("Content-Type", "application/json")
-			if res, err := http.DefaultClient.Do(req); err == nil {
-				res.Body.Close()
+		// A try can race (see below); three in a row cannot plausibly.
+		var href string
+		var commitTask func(string) map[string]any
+		tries := 0
+		attempt := func() (string, *os.File, bool) {
+			tries++
+			data := randBytes(4 << 20)
+			up := p.postJSON("/pulp/api/v3/uploads/", map[string]any{"size": len(data)})
+			if up.code != 201 {
+				t.Fatalf("create upload: %d %s", up.code, up.body)
 			}
-		}()
-		// Opening the FIFO for writing blocks until a reader opens it.
-		openW := func() *os.File {
-			t.Helper()
-			w, err := os.OpenFile(file, os.O_WRONLY, 0)
-			if err != nil {
+			href := up.json(t)["pulp_href"].(string)
+			body, ct := multipartBody("file", data)
+			if r := p.do("PUT", href, body, ct, "Content-Range", fmt.Sprintf("bytes 0-%d/%d", len(data)-1, len(data))); r.code != 200 {
+				t.Fatalf("chunk: %d %s", r.code, r.body)
+			}
+			id := strings.TrimSuffix(href[strings.LastIndex(strings.TrimSuffix(href, "/"), "/")+1:], "/")
+			file := filepath.Join(p.dataDir, "upload", id)
+			if err := os.Remove(file); err != nil {
 				t.Fatal(err)
 			}
-			return w
-		}
-		commitTask := func(state string) map[string]any {
-			t.Helper()
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				l := p.get("/pulp/api/v3/tasks/?name=pulpcore.app.tasks.upload.commit").json(t)
-				if res := l["results"].([]any); len(res) == 1 {
-					if task := res[0].(map[string]any); state == "" || task["state"] == state {
-						return task
+			if err := syscall.Mkfifo(file, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				// The process dies under this request; its answer does not matter.
+				req, _ := http.NewRequest("POST", p.base+href+"commit/", strings.NewReader(`{"sha256": "`+sum(data)+`"}`))
+				req.SetBasicAuth("admin", password)
+				req.Header.Set("Content-Type", "application/json")
+				if res, err := http.DefaultClient.Do(req); err == nil {
+					res.Body.Close()
+				}
+			}()
+			// Opening the FIFO for writing blocks until a reader opens it.
+			openW := func() *os.File {
+				t.Helper()
+				w, err := os.OpenFile(file, os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return w
+			}
+			// openReader opens the FIFO for writing once a reader has it open,
+			// or returns nil after d.
+			openReader := func(d time.Duration) *os.File {
+				t.Helper()
+				deadline := time.Now().Add(d)
+				for {
+					fd, err := syscall.Open(file, syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+					if err == nil {
+						if err := syscall.SetNonblock(fd, false); err != nil {
+							t.Fatal(err)
+						}
+						return os.NewFile(uintptr(fd), file)
 					}
+					if err != syscall.ENXIO {
+						t.Fatal(err)
+					}
+					if time.Now().After(deadline) {
+						return nil
+					}
+					time.Sleep(5 * time.Millisecond)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no commit task in state %q", state)
+			}
+			// This try's commit task is the newest one, the one after
+			// those of earlier tries.
+			commitTask = func(state string) map[string]any {
+				t.Helper()
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					l := p.get("/pulp/api/v3/tasks/?name=pulpcore.app.tasks.upload.commit").json(t)
+					if res := l["results"].([]any); len(res) == tries {
+						if task := res[0].(map[string]any); state == "" || task["state"] == state {
+							return task
+						}
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("no commit task in state %q", state)
+					}
+					time.Sleep(10 * time.Millisecond)
 				}
-				time.Sleep(10 * time.Millisecond)
+			}
+			// The API checks the whole file's digest, closes it, then
+			// dispatches the commit task.
+			w := openW()
+			if _, err := w.Write(data); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			commitTask("")
+			// The commit task reads half and waits for the rest, which never
+			// comes: the writer stays open until the process is gone.
+			w = openReader(10 * time.Second)
+			if w == nil {
+				// The commit task opened the FIFO while the writer above was
+				// still open and read its end: it failed on the short read and
+				// nothing will read again. Start over with a new upload.
+				t.Logf("commit task %v paired with the first writer; retrying", commitTask("")["state"])
+				return "", nil, false
+			}
+			if _, err := w.Write(data[:len(data)/2]); err != nil {
+				t.Fatal(err)
+			}
+			return href, w, true
+		}
+		var w *os.File
+		for try := 1; ; try++ {
+			var ok bool
+			if href, w, ok = attempt(); ok {
+				break
+			}
+			if try == 3 {
+				t.Fatal("the commit task never read the upload in three tries")
 			}
 		}
-		// The API checks the whole file's digest, closes it, then
-		// dispatches the commit task.
-		w := openW()
-		if _, err := w.Write(data); err != nil {
-			t.Fatal(err)
-		}
-		w.Close()
-		commitTask("")
-		// The commit task reads half and waits for the rest, which never
-		// comes: the writer stays open until the process is gone.
-		w = openW()
 		defer w.Close()
-		if _, err := w.Write(data[:len(data)/2]); err != nil {
-			t.Fatal(err)
-		}
 		task := commitTask("running")
 		p.kill()
 		p.start()

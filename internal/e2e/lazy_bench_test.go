@@ -42,6 +42,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pith-project/pith/internal/benchclient"
 	"github.com/pith-project/pith/internal/store/storetest"
 )
 
@@ -285,46 +286,6 @@ func procKB(pid int, field string) int64 {
 	return 0
 }
 
-// getTimed fetches url, returning the time to the first body byte and to
-// the end. With hash it returns the body's sha256, else its length (a
-// herd of clients in this process would otherwise spend the machine's two
-// cores hashing what pith already verified).
-func getTimed(c *http.Client, url string, hash bool) (ttfb, total time.Duration, sum string, err error) {
-	start := time.Now()
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, 0, "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return 0, 0, "", fmt.Errorf("status %d", resp.StatusCode)
-	}
-	h := sha256.New()
-	buf := make([]byte, 64<<10)
-	first := true
-	var size int64
-	for {
-		n, rerr := resp.Body.Read(buf)
-		if n > 0 && first {
-			ttfb, first = time.Since(start), false
-		}
-		size += int64(n)
-		if hash {
-			h.Write(buf[:n])
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return 0, 0, "", rerr
-		}
-	}
-	if !hash {
-		return ttfb, time.Since(start), strconv.FormatInt(size, 10), nil
-	}
-	return ttfb, time.Since(start), hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // envInt64 reads a positive integer setting, or returns def.
 func envInt64(name string, def int64) int64 {
 	if v, err := strconv.ParseInt(os.Getenv(name), 10, 64); err == nil && v > 0 {
@@ -355,12 +316,12 @@ func BenchmarkLazyColdFetch(b *testing.B) {
 				b.StopTimer()
 				up.requests.Store(0)
 				p.warm(url)
-				t1, tot1, got, err := getTimed(c, up.URL+"/repo/big.iso", true)
+				t1, tot1, got, err := benchclient.TimedGet(c, up.URL+"/repo/big.iso", true)
 				if err != nil || got != up.sum {
 					b.Fatalf("direct: %v", err)
 				}
 				b.StartTimer()
-				t2, tot2, got, err := getTimed(c, url, true)
+				t2, tot2, got, err := benchclient.TimedGet(c, url, true)
 				b.StopTimer()
 				if err != nil || got != up.sum {
 					b.Fatalf("pith: %v (%s)", err, p.log)
@@ -415,7 +376,7 @@ func BenchmarkLazyHerd(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				up.requests.Store(0)
-				dTTFB, dTotal, got, err := getTimed(c, up.URL+"/repo/big.iso", true)
+				dTTFB, dTotal, got, err := benchclient.TimedGet(c, up.URL+"/repo/big.iso", true)
 				if err != nil || got != up.sum {
 					b.Fatalf("direct: %v", err)
 				}
@@ -436,7 +397,7 @@ func BenchmarkLazyHerd(b *testing.B) {
 						if !hash {
 							want = strconv.FormatInt(size, 10)
 						}
-						t, tot, got, err := getTimed(c, url, hash)
+						t, tot, got, err := benchclient.TimedGet(c, url, hash)
 						if err != nil || got != want {
 							failed.Add(1)
 						}

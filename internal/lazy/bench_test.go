@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pith-project/pith/internal/benchclient"
 	"github.com/pith-project/pith/internal/config"
 	"github.com/pith-project/pith/internal/digest"
 	"github.com/pith-project/pith/internal/store"
@@ -107,46 +107,7 @@ func (u *benchUpstream) sha256(b *testing.B) string {
 // timedGet fetches url, returning the time to the first body byte and to
 // the end, and the body's sha256.
 func timedGet(c *http.Client, url string) (ttfb, total time.Duration, sum string, err error) {
-	return timedGetHash(c, url, true)
-}
-
-// timedGetHash is timedGet; without hash it only counts the bytes (sum is
-// then their number), so that a herd of clients in this process does not
-// spend the machine's cores hashing what pith already verified.
-func timedGetHash(c *http.Client, url string, hash bool) (ttfb, total time.Duration, sum string, err error) {
-	start := time.Now()
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, 0, "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return 0, 0, "", fmt.Errorf("status %d", resp.StatusCode)
-	}
-	h := sha256.New()
-	buf := make([]byte, 64<<10)
-	first := true
-	var size int64
-	for {
-		n, rerr := resp.Body.Read(buf)
-		if n > 0 && first {
-			ttfb, first = time.Since(start), false
-		}
-		size += int64(n)
-		if hash {
-			h.Write(buf[:n])
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return 0, 0, "", rerr
-		}
-	}
-	if !hash {
-		return ttfb, time.Since(start), strconv.FormatInt(size, 10), nil
-	}
-	return ttfb, time.Since(start), hex.EncodeToString(h.Sum(nil)), nil
+	return benchclient.TimedGet(c, url, true)
 }
 
 func procStatusKB(field string) int64 {
@@ -305,7 +266,7 @@ func benchHerd(b *testing.B, s *store.Store, size, rate int64, clients int) {
 					if !hash {
 						want = strconv.FormatInt(size, 10)
 					}
-					t, tot, got, err := timedGetHash(c, e.srv.URL+"/f", hash)
+					t, tot, got, err := benchclient.TimedGet(c, e.srv.URL+"/f", hash)
 					if err != nil || got != want {
 						failed.Add(1)
 					}

@@ -404,3 +404,24 @@ func TestRequestLogAndMetrics(t *testing.T) {
 		t.Fatalf("requests by status: %v, want %v", got, want)
 	}
 }
+
+func TestAPIRootListsCollections(t *testing.T) {
+	_, ts := newTestServer(t)
+	// Public, as Pulp's root view: no credentials needed.
+	resp, body := do(t, "GET", ts.URL+Root, "", nil, false)
+	if resp.StatusCode != 200 {
+		t.Fatalf("root: %d %v", resp.StatusCode, body)
+	}
+	if body["widgets"] != ts.URL+Root+"widgets/" {
+		t.Fatalf("root must name the widgets collection with its absolute URL: %v", body)
+	}
+	for k := range body {
+		if strings.Contains(k, "{") || k == "status" {
+			t.Fatalf("root lists %q, which is not a collection", k)
+		}
+	}
+	resp, _ = do(t, "POST", ts.URL+Root, "", nil, true)
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET" {
+		t.Fatalf("POST root: %d %v", resp.StatusCode, resp.Header)
+	}
+}

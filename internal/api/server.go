@@ -80,7 +80,25 @@ func New(opts Options) *Server {
 		opts.Registry.MustRegister(s.requests, s.duration)
 	}
 	s.mux.HandleFunc(Root, s.fallback)
+	s.mux.HandleFunc("GET "+Root+"{$}", s.root)
 	return s
+}
+
+// root answers the API root as Django REST framework's router does: every
+// top-level collection by name, with its absolute URL. Like Pulp's root
+// view it needs no authentication, and it is not in the document.
+func (s *Server) root(w http.ResponseWriter, r *http.Request) {
+	correlationID(w, r)
+	c := &Ctx{Context: r.Context(), R: r}
+	out := map[string]string{}
+	for _, rt := range s.routes {
+		if !rt.List || rt.Method != http.MethodGet || strings.Contains(rt.Path, "{") {
+			continue
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(rt.Path, Root), "/")
+		out[name] = c.AbsoluteURL(rt.Path)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // Register adds routes. It panics on conflicting patterns, at start-up.

@@ -224,7 +224,13 @@ func TestACSSources(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := store.LazySource{RemoteArtifactID: raPresent, RemoteID: acsR, Policy: "on_demand", URL: "http://acs/x/present", Size: 7, SHA256: sha("present")}
+		r, err := s.GetRemote(ctx, acsR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The remote's stamp comes along, so the fetcher need not read it.
+		want := store.LazySource{RemoteArtifactID: raPresent, RemoteID: acsR, Policy: "on_demand", URL: "http://acs/x/present", Size: 7, SHA256: sha("present"),
+			RemoteStamp: r.LastUpdated}
 		if len(got) != 1 || got[0] != want {
 			t.Fatalf("sources of present: %+v, want [%+v]", got, want)
 		}

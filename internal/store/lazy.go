@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // LinkRepositoryRemote records that remote syncs content into repository.
@@ -176,6 +178,10 @@ func (s *Store) acquireLazyLeasePG(ctx context.Context, l LazyLease, checkStored
 			RETURNING 1)
 		SELECT art.stored, EXISTS (SELECT 1 FROM claim), COALESCE(f.owner, ''), COALESCE(f.spool, ''), COALESCE(f.size, 0), COALESCE(f.expires, 0)
 		FROM art LEFT JOIN lazy_fetches f ON f.sha256 = $1`,
+		// One round trip even on a connection that has not run it before
+		// (the default prepares first): the parameters' types follow from
+		// their Go types.
+		pgx.QueryExecModeExec,
 		l.SHA256, l.Owner, l.Spool, l.Size, l.Expires, Now(), checkStored).
 		Scan(&stored, &ok, &held.Owner, &held.Spool, &held.Size, &held.Expires)
 	if err != nil {

@@ -2,11 +2,9 @@ package content
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -123,14 +121,14 @@ func (h *Handler) fetchLazy(w http.ResponseWriter, r *http.Request, req lazy.Req
 
 // lazyRequest lists where the bytes of a content artifact may be fetched
 // from: alternate content sources first, then the remotes repo may use
-// ("" for any remote).
+// ("" for any remote). One query reads them all.
 func (h *Handler) lazyRequest(ctx context.Context, contentArtifactID, repo string) (lazy.Request, error) {
-	srcs, err := h.Store.LazySources(ctx, contentArtifactID, repo)
+	plan, err := h.Store.LazyPlan(ctx, contentArtifactID, repo)
 	if err != nil {
 		return lazy.Request{}, err
 	}
 	req := lazy.Request{Size: -1}
-	for _, s := range srcs {
+	for _, s := range plan.Sources {
 		if s.SHA256 == "" {
 			continue // nothing to verify against: never served
 		}
@@ -143,9 +141,7 @@ func (h *Handler) lazyRequest(ctx context.Context, contentArtifactID, repo strin
 		req.Sources = append(req.Sources, lazy.Source{RemoteArtifactID: s.RemoteArtifactID, RemoteID: s.RemoteID,
 			URL: s.URL, Streamed: s.Policy == "streamed", FailedAt: store.Time(s.FailedAt), RemoteStamp: s.RemoteStamp})
 	}
-	if err := h.addACSSources(ctx, &req, contentArtifactID); err != nil {
-		return lazy.Request{}, err
-	}
+	addACSSources(&req, plan)
 	return req, nil
 }
 
@@ -154,38 +150,31 @@ func (h *Handler) lazyRequest(ctx context.Context, contentArtifactID, repo strin
 // administrator for everyone, so they are not subject to credential
 // isolation. Their bytes are kept unless the repository's content is
 // streamed.
-func (h *Handler) addACSSources(ctx context.Context, req *lazy.Request, contentArtifactID string) error {
+func addACSSources(req *lazy.Request, plan store.LazyPlan) {
 	if req.SHA256 == "" {
 		// The repository's remotes know nothing usable; any remote
 		// artifact still tells which digest an ACS would have to match.
-		var sha sql.NullString
-		var size int64
-		err := h.Store.QueryRow(ctx, `SELECT sha256, COALESCE(size, -1) FROM remote_artifacts
-			WHERE content_artifact_id = $1 AND sha256 IS NOT NULL LIMIT 1`, contentArtifactID).Scan(&sha, &size)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+		for _, s := range plan.Others {
+			if s.SHA256 != "" {
+				req.SHA256, req.Size = s.SHA256, s.Size
+				break
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("digest of %s: %w", contentArtifactID, err)
+		if req.SHA256 == "" {
+			return
 		}
-		req.SHA256, req.Size = strings.ToLower(sha.String), size
-	}
-	acs, err := h.Store.ACSSources(ctx, req.SHA256)
-	if err != nil || len(acs) == 0 {
-		return err
 	}
 	streamed := len(req.Sources) > 0
 	for _, s := range req.Sources {
 		streamed = streamed && s.Streamed
 	}
-	srcs := make([]lazy.Source, 0, len(acs)+len(req.Sources))
-	for _, s := range acs {
-		if s.Size >= 0 && req.Size >= 0 && s.Size != req.Size {
+	srcs := make([]lazy.Source, 0, len(plan.ACS)+len(req.Sources))
+	for _, s := range plan.ACS {
+		if s.SHA256 != req.SHA256 || s.Size >= 0 && req.Size >= 0 && s.Size != req.Size {
 			continue
 		}
 		srcs = append(srcs, lazy.Source{RemoteArtifactID: s.RemoteArtifactID, RemoteID: s.RemoteID,
 			URL: s.URL, Streamed: streamed, FailedAt: store.Time(s.FailedAt), RemoteStamp: s.RemoteStamp})
 	}
 	req.Sources = append(srcs, req.Sources...)
-	return nil
 }

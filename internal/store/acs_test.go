@@ -268,6 +268,23 @@ func TestACSSources(t *testing.T) {
 			t.Fatalf("batched urls: %+v %v", urls, err)
 		}
 
+		// LazyPlan reads LazySources and ACSSources in one query.
+		for _, c := range []struct{ unit, sum string }{{present, "present"}, {dupA, "dup"}, {removed, "removed"}, {plainOnly, "plain"}} {
+			ca := caOf(t, s, c.unit)
+			for _, repo := range []string{"", plain} {
+				plan, err := s.LazyPlan(ctx, ca, repo)
+				if err != nil {
+					t.Fatal(err)
+				}
+				own, _ := s.LazySources(ctx, ca, repo)
+				all, _ := s.LazySources(ctx, ca, "")
+				acs, _ := s.ACSSources(ctx, sha(c.sum))
+				if !slices.Equal(plan.Sources, own) || !slices.Equal(plan.ACS, acs) || len(plan.Sources)+len(plan.Others) != len(all) {
+					t.Fatalf("plan of %s (repository %q): %+v\nwant sources %+v, acs %+v, %d in all", c.sum, repo, plan, own, acs, len(all))
+				}
+			}
+		}
+
 		// The ACS's remote changed: the old remote's artifacts no longer count.
 		a.RemoteID = otherR
 		if _, err := s.UpdateACS(ctx, a, nil); err != nil {

@@ -73,6 +73,84 @@ func (s *Store) LazySources(ctx context.Context, contentArtifactID, repositoryID
 	return out, nil
 }
 
+// LazyPlan is everything the content app needs to fetch a content
+// artifact's bytes, read in one query (a cold request's first byte waits
+// for it).
+type LazyPlan struct {
+	// Sources are LazySources' answer: the remotes the repository may use,
+	// best first.
+	Sources []LazySource
+	// Others are the content artifact's remote artifacts the repository
+	// may not use. They still tell which digest an alternate content
+	// source would have to match.
+	Others []LazySource
+	// ACS are ACSSources' answers for every sha256 any remote artifact of
+	// the content artifact names, in ACSSources' order; the caller keeps
+	// those of the digest it settles on.
+	ACS []LazySource
+}
+
+// LazyPlan reads LazySources, the other remote artifacts of the content
+// artifact and the alternate content sources of their digests at once.
+func (s *Store) LazyPlan(ctx context.Context, contentArtifactID, repositoryID string) (LazyPlan, error) {
+	rows, err := s.Query(ctx, lazyPlanQuery(repositoryID), contentArtifactID, repositoryID)
+	if err != nil {
+		return LazyPlan{}, fmt.Errorf("store: lazy plan of %s: %w", contentArtifactID, err)
+	}
+	defer rows.Close()
+	return scanLazyPlan(rows, contentArtifactID)
+}
+
+// lazyPlanQuery is LazyPlan's statement.
+func lazyPlanQuery(repositoryID string) string {
+	allowed := `TRUE`
+	if repositoryID != "" {
+		allowed = `COALESCE(rp.remote_id = ra.remote_id OR EXISTS (SELECT 1 FROM repository_remotes rr
+			WHERE rr.repository_id = $2 AND rr.remote_id = ra.remote_id), FALSE)`
+	}
+	// Two kinds of rows, each in its own order: the repository's (its own
+	// remote first, then the oldest), then the ACSs' (never failed first,
+	// then the oldest).
+	return `SELECT 0, ra.id, ra.remote_id, r.policy, ra.url, COALESCE(ra.size, -1), COALESCE(ra.sha256, ''),
+			COALESCE(rp.remote_id = ra.remote_id, FALSE), COALESCE(ra.failed_at, 0), r.last_updated, ` + allowed + `,
+			CASE WHEN COALESCE(rp.remote_id = ra.remote_id, FALSE) THEN 0 ELSE 1 END, ra.created
+		FROM remote_artifacts ra JOIN remotes r ON r.id = ra.remote_id
+		LEFT JOIN repositories rp ON rp.id = $2
+		WHERE ra.content_artifact_id = $1
+		UNION ALL
+		SELECT 1, ra.id, ra.remote_id, r.policy, ra.url, COALESCE(ra.size, -1), COALESCE(ra.sha256, ''),
+			FALSE, COALESCE(ra.failed_at, 0), r.last_updated, TRUE, COALESCE(ra.failed_at, 0), ra.created` + acsSourceFrom + `
+		WHERE ra.sha256 IN (SELECT lower(x.sha256) FROM remote_artifacts x WHERE x.content_artifact_id = $1 AND x.sha256 IS NOT NULL)` +
+		acsSourceExists + `
+		ORDER BY 1, 12, 13, 2`
+}
+
+func scanLazyPlan(rows *sql.Rows, contentArtifactID string) (LazyPlan, error) {
+	var p LazyPlan
+	for rows.Next() {
+		var l LazySource
+		var kind, order, created int64
+		var ok bool
+		if err := rows.Scan(&kind, &l.RemoteArtifactID, &l.RemoteID, &l.Policy, &l.URL, &l.Size, &l.SHA256, &l.Own, &l.FailedAt,
+			&l.RemoteStamp, &ok, &order, &created); err != nil {
+			return LazyPlan{}, fmt.Errorf("store: lazy plan of %s: %w", contentArtifactID, err)
+		}
+		l.SHA256 = strings.ToLower(l.SHA256)
+		switch {
+		case kind == 1:
+			p.ACS = append(p.ACS, l)
+		case ok:
+			p.Sources = append(p.Sources, l)
+		default:
+			p.Others = append(p.Others, l)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return LazyPlan{}, fmt.Errorf("store: lazy plan of %s: %w", contentArtifactID, err)
+	}
+	return p, nil
+}
+
 // MarkRemoteArtifactFailed starts a remote artifact's cooldown: it served
 // bytes that did not match, so other processes skip it too.
 func (s *Store) MarkRemoteArtifactFailed(ctx context.Context, remoteArtifactID string, at int64) error {

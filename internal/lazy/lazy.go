@@ -339,7 +339,7 @@ func (f *Fetcher) serveLocal(ctx context.Context, fl *flight, a *store.Artifact)
 	if _, err := f.cfg.Store.AttachArtifact(ctx, a); err != nil {
 		f.log.ErrorContext(ctx, "lazy: attach artifact", "artifact", a.SHA256, "error", err)
 	}
-	fl.start(fh, a.Size, nil)
+	fl.start(fh, "", a.Size, nil)
 	fl.progress(a.Size)
 	fl.finish(true)
 	f.m.requests.WithLabelValues("hit").Inc()
@@ -394,7 +394,7 @@ func (f *Fetcher) fetchFrom(ctx context.Context, fl *flight, src Source) (done b
 	}
 	f.m.requests.WithLabelValues("miss").Inc()
 	fl.setStoring(!src.Streamed)
-	fl.start(rd, want, resp.Header)
+	fl.start(rd, tp.TempPath(), want, resp.Header)
 
 	buf := make([]byte, chunkSize)
 	var n64 int64

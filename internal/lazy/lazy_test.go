@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -796,4 +797,54 @@ func TestRemoteDownloadersTrustStamp(t *testing.T) {
 			t.Fatalf("with another stamp: %v, want the remote read (not found)", err)
 		}
 	})
+}
+
+// TestReopenByPathFollowsTheFile: a client's own handle on the flight's
+// file is opened by path while the path names that file, and through the
+// descriptor once the path is gone (a spool renamed by its commit) or
+// names another file.
+func TestReopenByPathFollowsTheFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "spool")
+	if err := os.WriteFile(p, []byte("spooled"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fl := &flight{}
+	fl.file, fl.path = f, p
+	read := func() string {
+		t.Helper()
+		h := fl.reopen()
+		if h == nil {
+			t.Fatal("no handle")
+		}
+		defer h.Close()
+		if !sameFile(h, f) {
+			t.Fatalf("handle %s is another file", h.Name())
+		}
+		b, err := io.ReadAll(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.Name() + ":" + string(b)
+	}
+	if got := read(); got != p+":spooled" {
+		t.Fatalf("by path: %s", got)
+	}
+	if err := os.Rename(p, filepath.Join(dir, "committed")); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); !strings.HasPrefix(got, "/proc/self/fd/") {
+		t.Fatalf("after the rename: %s, want the descriptor", got)
+	}
+	if err := os.WriteFile(p, []byte("another"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); !strings.HasSuffix(got, ":spooled") || strings.HasPrefix(got, p) {
+		t.Fatalf("with another file at the path: %s", got)
+	}
 }

@@ -89,7 +89,7 @@ func (f *Fetcher) followRemote(ctx context.Context, fl *flight) bool {
 // digest itself.
 func (f *Fetcher) tail(ctx context.Context, fl *flight, file *os.File) {
 	fl.setStoring(false)
-	fl.start(file, fl.req.Size, nil)
+	fl.start(file, file.Name(), fl.req.Size, nil)
 	h := sha256.New()
 	buf := make([]byte, chunkSize)
 	var n int64

@@ -25,7 +25,7 @@ import (
 //
 // Misses are not cached: they go to the database every time. Paths whose
 // bytes are not stored (lazy content) are cached for a few seconds at
-// most, and less when this process commits or cools down anything (see
+// most, and less when this process stores or cools down anything (see
 // lazyEntry in lazy.go).
 
 // snapshot is the routing state of one content generation.

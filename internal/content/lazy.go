@@ -54,7 +54,7 @@ func (h *Handler) lookupShared(ctx context.Context, pub *publication, rel string
 // stored, where they come from: a cold request then goes from the path
 // straight to the fetch (issue 5), and a HEAD or an earlier request has
 // done the lookups. It is valid for one content generation and one epoch
-// of the fetcher (this process's commits and cooldowns), and for
+// of the fetcher (this process's commits, late local hits and cooldowns), and for
 // lazyLookupTTL at most, which bounds how long another process's cooldown
 // or a remote's changed policy goes unseen. A stale entry is never wrong:
 // the fetcher checks for stored bytes before fetching, and skips the

@@ -87,7 +87,8 @@ type Fetcher struct {
 	flights map[string]*flight
 	cooling map[string]time.Time // remote artifact id → end of cooldown
 	// epoch counts this process's changes to what callers may have cached
-	// about lazy content: artifacts committed, sources cooled down.
+	// about lazy content: artifacts committed or found stored, sources
+	// cooled down.
 	epoch atomic.Uint64
 }
 
@@ -205,8 +206,8 @@ func (f *Fetcher) coolDown(ctx context.Context, src Source, why error) {
 // in the database.
 func (f *Fetcher) Cooldown() time.Duration { return f.cfg.Cooldown }
 
-// Epoch changes whenever this process commits a fetched artifact or cools
-// a source down. A caller may cache what it looked up for a Request (the
+// Epoch changes whenever this process commits a fetched artifact, finds
+// one stored after all, or cools a source down. A caller may cache what it looked up for a Request (the
 // path's content and its sources) while the epoch stays the same: the
 // Request may then describe stored bytes or a cooled source, which Serve
 // still handles correctly, only less directly.
@@ -339,6 +340,9 @@ func (f *Fetcher) serveLocal(ctx context.Context, fl *flight, a *store.Artifact)
 	if _, err := f.cfg.Store.AttachArtifact(ctx, a); err != nil {
 		f.log.ErrorContext(ctx, "lazy: attach artifact", "artifact", a.SHA256, "error", err)
 	}
+	// Callers' cached lookups still send this path here: the next one
+	// should find the content stored.
+	f.epoch.Add(1)
 	fl.start(fh, "", a.Size, nil)
 	fl.progress(a.Size)
 	fl.finish(true)

@@ -23,8 +23,10 @@ import (
 //     change, so entries stay valid; only an artifact whose file went
 //     missing (reclaimed, say) is dropped and looked up again.
 //
-// Paths whose bytes are not stored (lazy content) and misses are not
-// cached: they go to the database every time.
+// Misses are not cached: they go to the database every time. Paths whose
+// bytes are not stored (lazy content) are cached for a few seconds at
+// most, and less when this process stores or cools down anything (see
+// lazyEntry in lazy.go).
 
 // snapshot is the routing state of one content generation.
 type snapshot struct {
@@ -139,61 +141,62 @@ type cachedFile struct {
 	metadata          bool
 }
 
-// pathCache is a bounded LRU of (publication, path) → stored file.
-type pathCache struct {
+// pathCache is a bounded LRU of (publication, path) → what is served
+// there: a stored file, or (lazyPaths) where lazy content comes from.
+type pathCache[V any] struct {
 	mu    sync.Mutex
 	max   int
 	order *list.List // front: most recent
 	items map[string]*list.Element
 }
 
-type pathEntry struct {
+type pathEntry[V any] struct {
 	key string
-	f   *cachedFile
+	v   V
 }
 
 // DefaultPathCacheSize bounds the cached paths (about 300 bytes each).
 const DefaultPathCacheSize = 200_000
 
-func newPathCache(max int) *pathCache {
-	return &pathCache{max: max, order: list.New(), items: map[string]*list.Element{}}
+func newPathCache[V any](max int) *pathCache[V] {
+	return &pathCache[V]{max: max, order: list.New(), items: map[string]*list.Element{}}
 }
 
 func pathKey(pubID, rel string) string { return pubID + "\x00" + rel }
 
-func (c *pathCache) get(key string) *cachedFile {
+func (c *pathCache[V]) get(key string) (v V) {
 	if c == nil {
-		return nil
+		return v
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {
 		c.order.MoveToFront(e)
-		return e.Value.(*pathEntry).f
+		return e.Value.(*pathEntry[V]).v
 	}
-	return nil
+	return v
 }
 
-func (c *pathCache) put(key string, f *cachedFile) {
+func (c *pathCache[V]) put(key string, v V) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {
-		e.Value.(*pathEntry).f = f
+		e.Value.(*pathEntry[V]).v = v
 		c.order.MoveToFront(e)
 		return
 	}
-	c.items[key] = c.order.PushFront(&pathEntry{key: key, f: f})
+	c.items[key] = c.order.PushFront(&pathEntry[V]{key: key, v: v})
 	for c.order.Len() > c.max {
 		last := c.order.Back()
 		c.order.Remove(last)
-		delete(c.items, last.Value.(*pathEntry).key)
+		delete(c.items, last.Value.(*pathEntry[V]).key)
 	}
 }
 
-func (c *pathCache) drop(key string) {
+func (c *pathCache[V]) drop(key string) {
 	if c == nil {
 		return
 	}

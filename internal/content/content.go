@@ -54,11 +54,13 @@ type Handler struct {
 	missMu sync.Mutex
 	misses map[string]time.Time
 
-	snap    atomic.Pointer[snapshot]
-	loadMu  sync.Mutex
-	paths   *pathCache
-	files   *openFiles
-	indexes *indexes
+	snap   atomic.Pointer[snapshot]
+	loadMu sync.Mutex
+	paths  *pathCache[*cachedFile]
+	// lazyPaths caches where lazy content comes from (lazy.go).
+	lazyPaths *pathCache[*lazyEntry]
+	files     *openFiles
+	indexes   *indexes
 	// dirs is built on first use: tests swap Storage after NewHandler.
 	dirsOnce sync.Once
 	dirs     *artifactDirs
@@ -80,7 +82,8 @@ func NewHandler(s *store.Store, be storage.Backend, prefix string, log *slog.Log
 	}
 	h := &Handler{Store: s, Storage: be, Prefix: prefix, Log: log,
 		CacheControl: "public, max-age=86400", MetadataCacheControl: "public, max-age=60",
-		paths: newPathCache(DefaultPathCacheSize), files: newOpenFiles(DefaultOpenFiles)}
+		paths: newPathCache[*cachedFile](DefaultPathCacheSize), lazyPaths: newPathCache[*lazyEntry](DefaultLazyPathCacheSize),
+		files: newOpenFiles(DefaultOpenFiles)}
 	h.SetIndexUnits(DefaultIndexUnits)
 	return h
 }
@@ -409,7 +412,14 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapsh
 		h.paths.drop(key)
 	}
 	var f *file
+	var epoch uint64
 	if !absent {
+		if req, ok := h.cachedLazy(snap, key); ok {
+			return h.fetchLazy(withCacheControl(w, d.cacheControl), r, req, rel)
+		}
+		if h.Lazy != nil {
+			epoch = h.Lazy.Epoch()
+		}
 		var err error
 		if f, err = h.lookupShared(ctx, pub, rel); err != nil {
 			return err
@@ -447,7 +457,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapsh
 	}
 	if f.artifactID == nil {
 		// On-demand or streamed content that has not been fetched yet.
-		return h.serveLazy(withCacheControl(w, d.cacheControl), r, pub, f, rel)
+		return h.serveLazy(withCacheControl(w, d.cacheControl), r, snap, pub, f, rel, key, epoch)
 	}
 	a, err := h.Store.GetArtifact(ctx, *f.artifactID)
 	if err != nil {

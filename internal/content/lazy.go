@@ -2,11 +2,10 @@ package content
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 
@@ -16,9 +15,9 @@ import (
 
 // sharedLookups lets concurrent requests for the same path share their
 // database queries. Paths whose bytes are stored are cached (see
-// cache.go); lazy paths are not, and a herd of clients asking for one
-// cold file would otherwise queue hundreds of identical queries in front
-// of the first byte.
+// cache.go), lazy paths only briefly (lazyEntry); a herd of clients asking
+// for one cold file would otherwise queue hundreds of identical queries in
+// front of the first byte.
 type sharedLookups struct {
 	resolves singleflight.Group
 	lookups  singleflight.Group
@@ -51,9 +50,44 @@ func (h *Handler) lookupShared(ctx context.Context, pub *publication, rel string
 	return v.(*file), nil
 }
 
+// lazyEntry caches, for a path of a publication whose bytes were not
+// stored, where they come from: a cold request then goes from the path
+// straight to the fetch (issue 5), and a HEAD or an earlier request has
+// done the lookups. It is valid for one content generation and one epoch
+// of the fetcher (this process's commits, late local hits and cooldowns), and for
+// lazyLookupTTL at most, which bounds how long another process's cooldown
+// or a remote's changed policy goes unseen. A stale entry is never wrong:
+// the fetcher checks for stored bytes before fetching, and skips the
+// sources it cooled down itself.
+type lazyEntry struct {
+	req   lazy.Request
+	gen   int64
+	epoch uint64
+	at    time.Time
+}
+
+// lazyLookupTTL bounds the life of a lazyEntry.
+const lazyLookupTTL = 5 * time.Second
+
+// DefaultLazyPathCacheSize bounds the cached lazy paths.
+const DefaultLazyPathCacheSize = 10_000
+
+// cachedLazy returns the cached request for key, if still valid.
+func (h *Handler) cachedLazy(snap *snapshot, key string) (lazy.Request, bool) {
+	if h.Lazy == nil {
+		return lazy.Request{}, false
+	}
+	e := h.lazyPaths.get(key)
+	if e == nil || e.gen != snap.gen || e.epoch != h.Lazy.Epoch() || time.Since(e.at) > lazyLookupTTL {
+		return lazy.Request{}, false
+	}
+	return e.req, true
+}
+
 // serveLazy fetches content whose bytes are not stored from the remotes
-// that may provide it, streaming while it arrives.
-func (h *Handler) serveLazy(w http.ResponseWriter, r *http.Request, pub *publication, f *file, rel string) error {
+// that may provide it, streaming while it arrives. epoch is the fetcher's
+// before f was looked up.
+func (h *Handler) serveLazy(w http.ResponseWriter, r *http.Request, snap *snapshot, pub *publication, f *file, rel, key string, epoch uint64) error {
 	if h.Lazy == nil || f.contentArtifactID == nil {
 		return notFound("404: The content is not stored and this server does not fetch content on demand.")
 	}
@@ -70,8 +104,14 @@ func (h *Handler) serveLazy(w http.ResponseWriter, r *http.Request, pub *publica
 		return err
 	}
 	req := v.(lazy.Request)
+	h.lazyPaths.put(key, &lazyEntry{req: req, gen: snap.gen, epoch: epoch, at: time.Now()})
+	return h.fetchLazy(w, r, req, rel)
+}
+
+// fetchLazy serves req through the fetcher.
+func (h *Handler) fetchLazy(w http.ResponseWriter, r *http.Request, req lazy.Request, rel string) error {
 	req.ContentType = ContentType(rel)
-	err = h.Lazy.Serve(w, r, req)
+	err := h.Lazy.Serve(w, r, req)
 	var na *lazy.NotAvailableError
 	if errors.As(err, &na) {
 		return notFound("404: " + na.Reason)
@@ -81,14 +121,14 @@ func (h *Handler) serveLazy(w http.ResponseWriter, r *http.Request, pub *publica
 
 // lazyRequest lists where the bytes of a content artifact may be fetched
 // from: alternate content sources first, then the remotes repo may use
-// ("" for any remote).
+// ("" for any remote). One query reads them all.
 func (h *Handler) lazyRequest(ctx context.Context, contentArtifactID, repo string) (lazy.Request, error) {
-	srcs, err := h.Store.LazySources(ctx, contentArtifactID, repo)
+	plan, err := h.Store.LazyPlan(ctx, contentArtifactID, repo)
 	if err != nil {
 		return lazy.Request{}, err
 	}
 	req := lazy.Request{Size: -1}
-	for _, s := range srcs {
+	for _, s := range plan.Sources {
 		if s.SHA256 == "" {
 			continue // nothing to verify against: never served
 		}
@@ -99,11 +139,9 @@ func (h *Handler) lazyRequest(ctx context.Context, contentArtifactID, repo strin
 			continue
 		}
 		req.Sources = append(req.Sources, lazy.Source{RemoteArtifactID: s.RemoteArtifactID, RemoteID: s.RemoteID,
-			URL: s.URL, Streamed: s.Policy == "streamed", FailedAt: store.Time(s.FailedAt)})
+			URL: s.URL, Streamed: s.Policy == "streamed", FailedAt: store.Time(s.FailedAt), RemoteStamp: s.RemoteStamp})
 	}
-	if err := h.addACSSources(ctx, &req, contentArtifactID); err != nil {
-		return lazy.Request{}, err
-	}
+	addACSSources(&req, plan)
 	return req, nil
 }
 
@@ -112,38 +150,31 @@ func (h *Handler) lazyRequest(ctx context.Context, contentArtifactID, repo strin
 // administrator for everyone, so they are not subject to credential
 // isolation. Their bytes are kept unless the repository's content is
 // streamed.
-func (h *Handler) addACSSources(ctx context.Context, req *lazy.Request, contentArtifactID string) error {
+func addACSSources(req *lazy.Request, plan store.LazyPlan) {
 	if req.SHA256 == "" {
 		// The repository's remotes know nothing usable; any remote
 		// artifact still tells which digest an ACS would have to match.
-		var sha sql.NullString
-		var size int64
-		err := h.Store.QueryRow(ctx, `SELECT sha256, COALESCE(size, -1) FROM remote_artifacts
-			WHERE content_artifact_id = $1 AND sha256 IS NOT NULL LIMIT 1`, contentArtifactID).Scan(&sha, &size)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+		for _, s := range plan.Others {
+			if s.SHA256 != "" {
+				req.SHA256, req.Size = s.SHA256, s.Size
+				break
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("digest of %s: %w", contentArtifactID, err)
+		if req.SHA256 == "" {
+			return
 		}
-		req.SHA256, req.Size = strings.ToLower(sha.String), size
-	}
-	acs, err := h.Store.ACSSources(ctx, req.SHA256)
-	if err != nil || len(acs) == 0 {
-		return err
 	}
 	streamed := len(req.Sources) > 0
 	for _, s := range req.Sources {
 		streamed = streamed && s.Streamed
 	}
-	srcs := make([]lazy.Source, 0, len(acs)+len(req.Sources))
-	for _, s := range acs {
-		if s.Size >= 0 && req.Size >= 0 && s.Size != req.Size {
+	srcs := make([]lazy.Source, 0, len(plan.ACS)+len(req.Sources))
+	for _, s := range plan.ACS {
+		if s.SHA256 != req.SHA256 || s.Size >= 0 && req.Size >= 0 && s.Size != req.Size {
 			continue
 		}
 		srcs = append(srcs, lazy.Source{RemoteArtifactID: s.RemoteArtifactID, RemoteID: s.RemoteID,
-			URL: s.URL, Streamed: streamed, FailedAt: store.Time(s.FailedAt)})
+			URL: s.URL, Streamed: streamed, FailedAt: store.Time(s.FailedAt), RemoteStamp: s.RemoteStamp})
 	}
 	req.Sources = append(srcs, req.Sources...)
-	return nil
 }

@@ -14,7 +14,12 @@ package e2e
 //
 // The request goes through everything a user's does: distribution
 // routing, publication lookup, source selection in the database, the
-// single-flight fetch, spooling, verification and commit. Between
+// single-flight fetch, spooling, verification and commit. Before each
+// iteration a HEAD of the file warms the server (routing, connections, and
+// the lookups of the file's path and sources, which the content app keeps
+// a few seconds); with PITH_BENCH_LAZY_WARM=route the HEAD is of the
+// repository's PULP_MANIFEST instead, so the GET also pays the lookups of
+// a path nobody asked for before. Between
 // iterations repositories/reclaim_space/ drops the committed artifact, so
 // every iteration is cold. RSS is the server process's own (VmHWM after
 // clear_refs, minus VmRSS before), not the benchmark's.
@@ -246,6 +251,15 @@ func (p *benchPith) committed() {
 	p.b.Fatal("on_demand artifact not committed")
 }
 
+// warmURL is what warm requests before an iteration: the file itself, or
+// with PITH_BENCH_LAZY_WARM=route only the distribution.
+func (p *benchPith) warmURL(url string) string {
+	if os.Getenv("PITH_BENCH_LAZY_WARM") == "route" {
+		return p.base + "/pulp/content/lazy/PULP_MANIFEST"
+	}
+	return url
+}
+
 // warm makes sure the server has routed this path before (its caches and
 // database connections are warm, as on a server in use): a HEAD, which
 // lazy content answers from metadata without fetching.
@@ -315,7 +329,7 @@ func BenchmarkLazyColdFetch(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				up.requests.Store(0)
-				p.warm(url)
+				p.warm(p.warmURL(url))
 				t1, tot1, got, err := benchclient.TimedGet(c, up.URL+"/repo/big.iso", true)
 				if err != nil || got != up.sum {
 					b.Fatalf("direct: %v", err)
@@ -381,7 +395,7 @@ func BenchmarkLazyHerd(b *testing.B) {
 					b.Fatalf("direct: %v", err)
 				}
 				up.requests.Store(0)
-				p.warm(url)
+				p.warm(p.warmURL(url))
 				os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 				base := procKB(pid, "VmRSS")
 				ttfbs := make([]time.Duration, clients)

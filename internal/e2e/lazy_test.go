@@ -230,3 +230,51 @@ func TestLazyFetchUsesRemoteSettings(t *testing.T) {
 		}
 	})
 }
+
+// TestLazyCachedLookupFollowsCommit: where a lazy path's bytes come from is
+// cached briefly (a HEAD, say, has done the lookups a cold GET needs), but
+// once this process commits the fetched artifact the next request serves
+// the stored file directly, not through the fetcher by the stale entry.
+func TestLazyCachedLookupFollowsCommit(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		files := map[string][]byte{"a.iso": randBytes(200 << 10)}
+		up := newUpstream(t, files)
+		lazyRepo(t, p, "lc", up, "on_demand", "lc")
+		if h := p.do("HEAD", "/pulp/content/lc/a.iso", nil, ""); h.code != 200 {
+			t.Fatalf("HEAD: %d", h.code)
+		}
+		if r := p.get("/pulp/content/lc/a.iso"); r.code != 200 || !bytes.Equal(r.body, files["a.iso"]) {
+			t.Fatalf("first GET: %d", r.code)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for artifactOf(t, p, "a.iso") == "" && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if artifactOf(t, p, "a.iso") == "" {
+			t.Fatal("not committed")
+		}
+		hits := lazyHits(t, p)
+		if r := p.get("/pulp/content/lc/a.iso"); r.code != 200 || !bytes.Equal(r.body, files["a.iso"]) {
+			t.Fatalf("second GET: %d", r.code)
+		}
+		if n := lazyHits(t, p); n != hits {
+			t.Fatalf("the stored file went through the fetcher (lazy hits %v → %v): the cached lookup outlived the commit", hits, n)
+		}
+		if up.count("a.iso") != 1 {
+			t.Fatalf("upstream saw %d requests, want 1", up.count("a.iso"))
+		}
+	})
+}
+
+// lazyHits reads pith_lazy_requests_total{result="hit"}.
+func lazyHits(t *testing.T, p *instance) string {
+	t.Helper()
+	const name = `pith_lazy_requests_total{result="hit"} `
+	for _, l := range strings.Split(string(p.get("/metrics").body), "\n") {
+		if v, ok := strings.CutPrefix(l, name); ok {
+			return v
+		}
+	}
+	t.Fatal("no lazy hit counter")
+	return ""
+}

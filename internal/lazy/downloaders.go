@@ -11,7 +11,9 @@ import (
 
 // RemoteDownloaders returns Downloaders that build one downloader per
 // remote from its stored settings and reuse it (its connection pool,
-// concurrency slots and rate limiter) until the remote changes.
+// concurrency slots and rate limiter) until the remote changes. A caller
+// that knows the remote's current stamp (last_updated) saves the query
+// that reads it.
 func RemoteDownloaders(s *store.Store, config func(*store.Remote) download.Config) Downloaders {
 	type entry struct {
 		stamp int64
@@ -19,7 +21,17 @@ func RemoteDownloaders(s *store.Store, config func(*store.Remote) download.Confi
 	}
 	var mu sync.Mutex
 	cache := map[string]entry{}
-	return func(ctx context.Context, remoteID string) (*download.Downloader, error) {
+	return func(ctx context.Context, remoteID string, stamp int64) (*download.Downloader, error) {
+		if stamp != 0 {
+			// The caller read the remote's stamp with its sources: no
+			// query in front of the upstream request.
+			mu.Lock()
+			e, ok := cache[remoteID]
+			mu.Unlock()
+			if ok && e.stamp == stamp {
+				return e.dl, nil
+			}
+		}
 		r, err := s.GetRemote(ctx, remoteID)
 		if err != nil {
 			return nil, fmt.Errorf("remote %s: %w", remoteID, err)

@@ -26,6 +26,7 @@ type flight struct {
 	started  bool
 	startErr error       // set instead of starting: no source could deliver
 	file     *os.File    // spool or stored artifact, read with pread
+	path     string      // file's path, if known: clients open their own handle by it
 	size     int64       // expected size, -1 if unknown
 	header   http.Header // upstream response headers, nil for local hits
 	storing  bool        // the fetch continues without clients
@@ -66,11 +67,12 @@ func (fl *flight) broadcast() {
 	fl.wake = make(chan struct{})
 }
 
-// start makes the flight readable from file.
-func (fl *flight) start(file *os.File, size int64, upstream http.Header) {
+// start makes the flight readable from file, found at path ("" if
+// unknown).
+func (fl *flight) start(file *os.File, path string, size int64, upstream http.Header) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
-	fl.file, fl.size, fl.header, fl.started = file, size, upstream, true
+	fl.file, fl.path, fl.size, fl.header, fl.started = file, path, size, upstream, true
 	close(fl.ready)
 	fl.broadcast()
 }
@@ -210,11 +212,32 @@ func (fl *flight) stream(ctx context.Context, w http.ResponseWriter, off, end in
 }
 
 // reopen opens the flight's file again, with its own offset, or returns
-// nil where that is not possible.
+// nil where that is not possible. By its path if known: a herd of clients
+// starting at once opens /proc/self/fd/N several times slower (it is
+// resolved through the process's descriptor table under its lock). A spool
+// renamed by its commit since is opened through the descriptor instead.
 func (fl *flight) reopen() *os.File {
+	if fl.path != "" {
+		if f, err := os.Open(fl.path); err == nil {
+			if sameFile(f, fl.file) {
+				return f
+			}
+			f.Close()
+		}
+	}
 	f, err := os.Open("/proc/self/fd/" + strconv.Itoa(int(fl.file.Fd())))
 	if err != nil {
 		return nil
 	}
 	return f
+}
+
+// sameFile reports whether two handles name the same file.
+func sameFile(a, b *os.File) bool {
+	ai, err := a.Stat()
+	if err != nil {
+		return false
+	}
+	bi, err := b.Stat()
+	return err == nil && os.SameFile(ai, bi)
 }

@@ -28,6 +28,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,8 +49,9 @@ const (
 )
 
 // Downloaders returns the downloader of a remote, built from its current
-// settings.
-type Downloaders func(ctx context.Context, remoteID string) (*download.Downloader, error)
+// settings. stamp, if not 0, is the remote's last_updated as the caller
+// read it.
+type Downloaders func(ctx context.Context, remoteID string, stamp int64) (*download.Downloader, error)
 
 // Backend is the storage a fetcher spools into and commits to.
 type Backend interface {
@@ -84,6 +86,10 @@ type Fetcher struct {
 	mu      sync.Mutex
 	flights map[string]*flight
 	cooling map[string]time.Time // remote artifact id → end of cooldown
+	// epoch counts this process's changes to what callers may have cached
+	// about lazy content: artifacts committed or found stored, sources
+	// cooled down.
+	epoch atomic.Uint64
 }
 
 // New returns a Fetcher.
@@ -115,6 +121,9 @@ type Source struct {
 	// FailedAt is when the source last sent wrong bytes (as recorded by
 	// any process); within the cooldown after it the source is skipped.
 	FailedAt time.Time
+	// RemoteStamp is the remote's last_updated when the source was read,
+	// or 0 (see Downloaders).
+	RemoteStamp int64
 }
 
 // Request describes content that is not stored locally.
@@ -186,6 +195,7 @@ func (f *Fetcher) coolDown(ctx context.Context, src Source, why error) {
 	f.cooling[src.RemoteArtifactID] = time.Now().Add(f.cfg.Cooldown)
 	f.mu.Unlock()
 	f.m.cooldowns.Inc()
+	f.epoch.Add(1)
 	f.log.WarnContext(ctx, "lazy: source cooling down", "url", src.URL, "for", f.cfg.Cooldown, "error", why)
 	if err := f.cfg.Store.MarkRemoteArtifactFailed(context.WithoutCancel(ctx), src.RemoteArtifactID, store.Now()); err != nil {
 		f.log.ErrorContext(ctx, "lazy: record cooldown", "error", err)
@@ -195,6 +205,13 @@ func (f *Fetcher) coolDown(ctx context.Context, src Source, why error) {
 // Cooldown is the configured cooldown, for callers that filter sources
 // in the database.
 func (f *Fetcher) Cooldown() time.Duration { return f.cfg.Cooldown }
+
+// Epoch changes whenever this process commits a fetched artifact, finds
+// one stored after all, or cools a source down. A caller may cache what it looked up for a Request (the
+// path's content and its sources) while the epoch stays the same: the
+// Request may then describe stored bytes or a cooled source, which Serve
+// still handles correctly, only less directly.
+func (f *Fetcher) Epoch() uint64 { return f.epoch.Load() }
 
 // join returns the flight for req's digest, starting one if none is in
 // the air. The caller must call leave when done with it.
@@ -244,24 +261,26 @@ func (f *Fetcher) fly(fl *flight) {
 	f.m.inFlight.Inc()
 	defer f.m.inFlight.Dec()
 
-	// The bytes may have arrived since the caller looked: through another
-	// flight that just landed, an upload, or an immediate sync.
-	if fl.req.SHA256 != "" {
-		if a, err := f.cfg.Store.ArtifactBySHA256(ctx, fl.req.SHA256); err == nil {
-			if f.serveLocal(ctx, fl, a) {
-				return
-			}
-		} else if !errors.Is(err, store.ErrNotFound) {
-			fl.fail(fmt.Errorf("lazy: look up artifact: %w", err))
-			return
-		}
-	}
 	if f.cfg.Owner != "" && fl.req.Size >= 0 && fl.req.SHA256 != "" {
+		// Checks for stored bytes as it claims the lease.
 		if handled := f.followRemote(ctx, fl); handled {
 			return
 		}
 		if fl.leased {
 			defer f.releaseLease(fl)
+		}
+	} else if fl.req.SHA256 != "" {
+		// The bytes may have arrived since the caller looked: through
+		// another flight that just landed, an upload, or an immediate sync.
+		a, err := f.cfg.Store.ArtifactBySHA256(ctx, fl.req.SHA256)
+		switch {
+		case err == nil:
+			if f.serveLocal(ctx, fl, a) {
+				return
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			fl.fail(fmt.Errorf("lazy: look up artifact: %w", err))
+			return
 		}
 	}
 
@@ -297,6 +316,19 @@ func (f *Fetcher) fly(fl *flight) {
 	fl.fail(&NotAvailableError{Reason: msg, NotFound: notFound && ctx.Err() == nil})
 }
 
+// serveIfStored serves the flight from storage if its bytes are stored
+// and readable.
+func (f *Fetcher) serveIfStored(ctx context.Context, fl *flight) bool {
+	a, err := f.cfg.Store.ArtifactBySHA256(ctx, fl.req.SHA256)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			f.log.WarnContext(ctx, "lazy: look up artifact", "sha256", fl.req.SHA256, "error", err)
+		}
+		return false
+	}
+	return f.serveLocal(ctx, fl, a)
+}
+
 // serveLocal turns a flight into a local hit on a stored artifact. It
 // links the artifact to content that still waits for it.
 func (f *Fetcher) serveLocal(ctx context.Context, fl *flight, a *store.Artifact) bool {
@@ -308,7 +340,10 @@ func (f *Fetcher) serveLocal(ctx context.Context, fl *flight, a *store.Artifact)
 	if _, err := f.cfg.Store.AttachArtifact(ctx, a); err != nil {
 		f.log.ErrorContext(ctx, "lazy: attach artifact", "artifact", a.SHA256, "error", err)
 	}
-	fl.start(fh, a.Size, nil)
+	// Callers' cached lookups still send this path here: the next one
+	// should find the content stored.
+	f.epoch.Add(1)
+	fl.start(fh, "", a.Size, nil)
 	fl.progress(a.Size)
 	fl.finish(true)
 	f.m.requests.WithLabelValues("hit").Inc()
@@ -319,7 +354,7 @@ func (f *Fetcher) serveLocal(ctx context.Context, fl *flight, a *store.Artifact)
 // (successfully or not, clients have their answer); otherwise err says
 // why this source could not be used and the next one may be tried.
 func (f *Fetcher) fetchFrom(ctx context.Context, fl *flight, src Source) (done bool, err error) {
-	dl, err := f.cfg.Downloaders(ctx, src.RemoteID)
+	dl, err := f.cfg.Downloaders(ctx, src.RemoteID, src.RemoteStamp)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", src.URL, err)
 	}
@@ -363,7 +398,7 @@ func (f *Fetcher) fetchFrom(ctx context.Context, fl *flight, src Source) (done b
 	}
 	f.m.requests.WithLabelValues("miss").Inc()
 	fl.setStoring(!src.Streamed)
-	fl.start(rd, want, resp.Header)
+	fl.start(rd, tp.TempPath(), want, resp.Header)
 
 	buf := make([]byte, chunkSize)
 	var n64 int64
@@ -406,6 +441,7 @@ func (f *Fetcher) fetchFrom(ctx context.Context, fl *flight, src Source) (done b
 	bg := context.WithoutCancel(ctx)
 	c, err := w.Commit(bg, expect)
 	committed = true
+	defer f.epoch.Add(1)
 	if err != nil {
 		f.log.ErrorContext(ctx, "lazy: commit artifact", "url", src.URL, "error", err)
 		return true, nil

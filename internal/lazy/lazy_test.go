@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -167,7 +168,7 @@ func newEnvOn(t testing.TB, s *store.Store, be *fs.Backend, dir, owner string) *
 		t.Fatal(err)
 	}
 	e.f = New(Config{Store: s, Storage: be, Owner: owner, Log: slog.New(slog.DiscardHandler), Registry: e.reg,
-		Downloaders: func(context.Context, string) (*download.Downloader, error) { return dl, nil }})
+		Downloaders: func(context.Context, string, int64) (*download.Downloader, error) { return dl, nil }})
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		req, ok := e.reqs[r.URL.Path]
@@ -724,4 +725,127 @@ func TestTwoProcessesShareOneFetch(t *testing.T) {
 			t.Errorf("lease left behind: %v", err)
 		}
 	})
+}
+
+// TestEpochCountsCommitsAndCooldowns: the epoch callers key their cached
+// lookups on moves when a source cools down, when a fetched artifact is
+// committed, and when a request finds the bytes stored after all (its
+// caller looked before they were).
+func TestEpochCountsCommitsAndCooldowns(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnv(t, s, "")
+		u := newUpstream(t)
+		data := blob(100 << 10)
+		bad, sum := u.add("/bad/f", data)
+		good, _ := u.add("/good/f", data)
+		u.corrupt["/bad/f"] = true
+		e.route("/f", Request{SHA256: sum, Size: int64(len(data)), Sources: []Source{bad, good}})
+
+		e0 := e.f.Epoch()
+		expectAborted(t, e, "/f", len(data))
+		e.settled()
+		e1 := e.f.Epoch()
+		if e1 == e0 {
+			t.Fatal("epoch unchanged by a cooldown")
+		}
+		if _, b, err := e.get("/f"); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("second request: %v", err)
+		}
+		if !e.waitStored(sum) {
+			t.Fatal("not committed")
+		}
+		e.settled()
+		e2 := e.f.Epoch()
+		if e2 == e1 {
+			t.Fatal("epoch unchanged by a commit")
+		}
+		if _, b, err := e.get("/f"); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("local hit: %v", err)
+		}
+		e.settled()
+		if e.f.Epoch() == e2 {
+			t.Fatal("epoch unchanged by a local hit")
+		}
+	})
+}
+
+// TestRemoteDownloadersTrustStamp: given the remote's stamp as read with
+// its sources, the cached downloader is returned without reading the
+// remote (here: the row is gone); without a stamp, or with another one,
+// the remote is read.
+func TestRemoteDownloadersTrustStamp(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		r := &store.Remote{PulpType: "file.file", Name: "dl", URL: "http://example.com/PULP_MANIFEST", Policy: "on_demand"}
+		if err := s.InsertRemote(ctx, nil, r); err != nil {
+			t.Fatal(err)
+		}
+		dls := RemoteDownloaders(s, func(*store.Remote) download.Config { return download.Config{} })
+		first, err := dls(ctx, r.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Exec(ctx, `DELETE FROM remotes WHERE id = $1`, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		if dl, err := dls(ctx, r.ID, r.LastUpdated); err != nil || dl != first {
+			t.Fatalf("with the current stamp: %p %v, want the cached %p", dl, err, first)
+		}
+		if _, err := dls(ctx, r.ID, 0); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("without a stamp: %v, want the remote read (not found)", err)
+		}
+		if _, err := dls(ctx, r.ID, r.LastUpdated+1); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("with another stamp: %v, want the remote read (not found)", err)
+		}
+	})
+}
+
+// TestReopenByPathFollowsTheFile: a client's own handle on the flight's
+// file is opened by path while the path names that file, and through the
+// descriptor once the path is gone (a spool renamed by its commit) or
+// names another file.
+func TestReopenByPathFollowsTheFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "spool")
+	if err := os.WriteFile(p, []byte("spooled"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fl := &flight{}
+	fl.file, fl.path = f, p
+	read := func() string {
+		t.Helper()
+		h := fl.reopen()
+		if h == nil {
+			t.Fatal("no handle")
+		}
+		defer h.Close()
+		if !sameFile(h, f) {
+			t.Fatalf("handle %s is another file", h.Name())
+		}
+		b, err := io.ReadAll(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.Name() + ":" + string(b)
+	}
+	if got := read(); got != p+":spooled" {
+		t.Fatalf("by path: %s", got)
+	}
+	if err := os.Rename(p, filepath.Join(dir, "committed")); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); !strings.HasPrefix(got, "/proc/self/fd/") {
+		t.Fatalf("after the rename: %s, want the descriptor", got)
+	}
+	if err := os.WriteFile(p, []byte("another"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); !strings.HasSuffix(got, ":spooled") || strings.HasPrefix(got, p) {
+		t.Fatalf("with another file at the path: %s", got)
+	}
 }

@@ -28,14 +28,36 @@ const (
 // followRemote takes the lease or, if another process holds it, serves
 // the flight from that process's spool. It reports whether the flight
 // was served; if not, the caller fetches (holding the lease if fl.leased).
+//
+// The bytes may have arrived since the caller looked (through another
+// flight that just landed, here or in another process, an upload, or an
+// immediate sync): the first claim is refused if they are stored, which
+// costs nothing more than the claim.
 func (f *Fetcher) followRemote(ctx context.Context, fl *flight) bool {
+	checkStored := true
 	for {
 		want := store.LazyLease{SHA256: fl.req.SHA256, Owner: f.cfg.Owner, Size: fl.req.Size,
 			Expires: store.Micros(time.Now().Add(leaseTTL))}
-		held, ok, err := f.cfg.Store.AcquireLazyLease(ctx, want)
+		var held store.LazyLease
+		var ok, stored bool
+		var err error
+		if checkStored {
+			held, ok, stored, err = f.cfg.Store.AcquireLazyLeaseUnlessStored(ctx, want)
+		} else {
+			held, ok, err = f.cfg.Store.AcquireLazyLease(ctx, want)
+		}
 		if err != nil {
 			f.log.WarnContext(ctx, "lazy: lease unavailable, fetching without it", "error", err)
-			return false
+			return f.serveIfStored(ctx, fl)
+		}
+		if stored {
+			// Served from storage unless the file turns out unreadable;
+			// then it is fetched again, under the lease.
+			checkStored = false
+			if f.serveIfStored(ctx, fl) {
+				return true
+			}
+			continue
 		}
 		if ok {
 			fl.leased = true
@@ -50,7 +72,7 @@ func (f *Fetcher) followRemote(ctx context.Context, fl *flight) bool {
 				return true
 			}
 			// Gone: committed (look for the artifact) or abandoned.
-			if a, err := f.cfg.Store.ArtifactBySHA256(ctx, fl.req.SHA256); err == nil && f.serveLocal(ctx, fl, a) {
+			if f.serveIfStored(ctx, fl) {
 				return true
 			}
 		}
@@ -67,7 +89,7 @@ func (f *Fetcher) followRemote(ctx context.Context, fl *flight) bool {
 // digest itself.
 func (f *Fetcher) tail(ctx context.Context, fl *flight, file *os.File) {
 	fl.setStoring(false)
-	fl.start(file, fl.req.Size, nil)
+	fl.start(file, file.Name(), fl.req.Size, nil)
 	h := sha256.New()
 	buf := make([]byte, chunkSize)
 	var n int64
@@ -91,6 +113,8 @@ func (f *Fetcher) tail(ctx context.Context, fl *flight, file *os.File) {
 				return
 			}
 			fl.finish(true)
+			// The leading process commits what it spooled.
+			f.epoch.Add(1)
 			return
 		}
 		if m > 0 {

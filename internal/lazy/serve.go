@@ -136,6 +136,13 @@ func (f *Fetcher) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		return nil
 	}
 	w.WriteHeader(status)
+	// The status goes out now, not with the first bytes: a transfer that
+	// breaks before any reached this client is then a broken 200, as for
+	// every other client, not a connection closed without a response,
+	// which HTTP clients retry by themselves (another upstream request).
+	if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return nil // the client left
+	}
 	if err := fl.stream(r.Context(), w, start, end); err != nil {
 		if r.Context().Err() != nil {
 			return nil // the client left

@@ -340,7 +340,7 @@ func (s *Store) SetACSRefreshed(ctx context.Context, id string, at int64) error 
 // remote_artifacts_sha256 and reaches the hidden repository through the
 // content's memberships, so it costs a few index probes per sha256.
 const (
-	acsSourceColumns = `ra.id, ra.remote_id, r.policy, ra.url, COALESCE(ra.size, -1), COALESCE(ra.sha256, ''), COALESCE(ra.failed_at, 0)`
+	acsSourceColumns = `ra.id, ra.remote_id, r.policy, ra.url, COALESCE(ra.size, -1), COALESCE(ra.sha256, ''), COALESCE(ra.failed_at, 0), r.last_updated`
 	acsSourceFrom    = ` FROM remote_artifacts ra
 		JOIN remotes r ON r.id = ra.remote_id
 		JOIN content_artifacts ca ON ca.id = ra.content_artifact_id`
@@ -361,7 +361,7 @@ const acsSourcesQuery = `SELECT ` + acsSourceColumns + acsSourceFrom + ` WHERE r
 
 func scanACSSource(rows *sql.Rows) (LazySource, error) {
 	var l LazySource
-	err := rows.Scan(&l.RemoteArtifactID, &l.RemoteID, &l.Policy, &l.URL, &l.Size, &l.SHA256, &l.FailedAt)
+	err := rows.Scan(&l.RemoteArtifactID, &l.RemoteID, &l.Policy, &l.URL, &l.Size, &l.SHA256, &l.FailedAt, &l.RemoteStamp)
 	l.SHA256 = strings.ToLower(l.SHA256)
 	return l, err
 }

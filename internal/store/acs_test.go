@@ -224,7 +224,13 @@ func TestACSSources(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := store.LazySource{RemoteArtifactID: raPresent, RemoteID: acsR, Policy: "on_demand", URL: "http://acs/x/present", Size: 7, SHA256: sha("present")}
+		r, err := s.GetRemote(ctx, acsR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The remote's stamp comes along, so the fetcher need not read it.
+		want := store.LazySource{RemoteArtifactID: raPresent, RemoteID: acsR, Policy: "on_demand", URL: "http://acs/x/present", Size: 7, SHA256: sha("present"),
+			RemoteStamp: r.LastUpdated}
 		if len(got) != 1 || got[0] != want {
 			t.Fatalf("sources of present: %+v, want [%+v]", got, want)
 		}
@@ -260,6 +266,23 @@ func TestACSSources(t *testing.T) {
 		many = append(many, sha("dup"))
 		if urls, err := s.ACSURLs(ctx, many); err != nil || len(urls) != 1 || urls[sha("dup")].RemoteArtifactID != raDupA {
 			t.Fatalf("batched urls: %+v %v", urls, err)
+		}
+
+		// LazyPlan reads LazySources and ACSSources in one query.
+		for _, c := range []struct{ unit, sum string }{{present, "present"}, {dupA, "dup"}, {removed, "removed"}, {plainOnly, "plain"}} {
+			ca := caOf(t, s, c.unit)
+			for _, repo := range []string{"", plain} {
+				plan, err := s.LazyPlan(ctx, ca, repo)
+				if err != nil {
+					t.Fatal(err)
+				}
+				own, _ := s.LazySources(ctx, ca, repo)
+				all, _ := s.LazySources(ctx, ca, "")
+				acs, _ := s.ACSSources(ctx, sha(c.sum))
+				if !slices.Equal(plan.Sources, own) || !slices.Equal(plan.ACS, acs) || len(plan.Sources)+len(plan.Others) != len(all) {
+					t.Fatalf("plan of %s (repository %q): %+v\nwant sources %+v, acs %+v, %d in all", c.sum, repo, plan, own, acs, len(all))
+				}
+			}
 		}
 
 		// The ACS's remote changed: the old remote's artifacts no longer count.

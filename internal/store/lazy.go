@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // LinkRepositoryRemote records that remote syncs content into repository.
@@ -30,6 +32,9 @@ type LazySource struct {
 	Own bool
 	// FailedAt is when the source last sent wrong bytes (Unix µs), or 0.
 	FailedAt int64
+	// RemoteStamp is the remote's last_updated: a cached downloader built
+	// from the same stamp is current.
+	RemoteStamp int64
 }
 
 // LazySources lists where the content artifact's bytes may be fetched,
@@ -39,7 +44,7 @@ type LazySource struct {
 // behaviour).
 func (s *Store) LazySources(ctx context.Context, contentArtifactID, repositoryID string) ([]LazySource, error) {
 	q := `SELECT ra.id, ra.remote_id, r.policy, ra.url, COALESCE(ra.size, -1), COALESCE(ra.sha256, ''),
-			COALESCE(rp.remote_id = ra.remote_id, FALSE), COALESCE(ra.failed_at, 0)
+			COALESCE(rp.remote_id = ra.remote_id, FALSE), COALESCE(ra.failed_at, 0), r.last_updated
 		FROM remote_artifacts ra JOIN remotes r ON r.id = ra.remote_id
 		LEFT JOIN repositories rp ON rp.id = $2
 		WHERE ra.content_artifact_id = $1`
@@ -56,7 +61,7 @@ func (s *Store) LazySources(ctx context.Context, contentArtifactID, repositoryID
 	var out []LazySource
 	for rows.Next() {
 		var l LazySource
-		if err := rows.Scan(&l.RemoteArtifactID, &l.RemoteID, &l.Policy, &l.URL, &l.Size, &l.SHA256, &l.Own, &l.FailedAt); err != nil {
+		if err := rows.Scan(&l.RemoteArtifactID, &l.RemoteID, &l.Policy, &l.URL, &l.Size, &l.SHA256, &l.Own, &l.FailedAt, &l.RemoteStamp); err != nil {
 			return nil, fmt.Errorf("store: lazy sources of %s: %w", contentArtifactID, err)
 		}
 		l.SHA256 = strings.ToLower(l.SHA256)
@@ -66,6 +71,84 @@ func (s *Store) LazySources(ctx context.Context, contentArtifactID, repositoryID
 		return nil, fmt.Errorf("store: lazy sources of %s: %w", contentArtifactID, err)
 	}
 	return out, nil
+}
+
+// LazyPlan is everything the content app needs to fetch a content
+// artifact's bytes, read in one query (a cold request's first byte waits
+// for it).
+type LazyPlan struct {
+	// Sources are LazySources' answer: the remotes the repository may use,
+	// best first.
+	Sources []LazySource
+	// Others are the content artifact's remote artifacts the repository
+	// may not use. They still tell which digest an alternate content
+	// source would have to match.
+	Others []LazySource
+	// ACS are ACSSources' answers for every sha256 any remote artifact of
+	// the content artifact names, in ACSSources' order; the caller keeps
+	// those of the digest it settles on.
+	ACS []LazySource
+}
+
+// LazyPlan reads LazySources, the other remote artifacts of the content
+// artifact and the alternate content sources of their digests at once.
+func (s *Store) LazyPlan(ctx context.Context, contentArtifactID, repositoryID string) (LazyPlan, error) {
+	rows, err := s.Query(ctx, lazyPlanQuery(repositoryID), contentArtifactID, repositoryID)
+	if err != nil {
+		return LazyPlan{}, fmt.Errorf("store: lazy plan of %s: %w", contentArtifactID, err)
+	}
+	defer rows.Close()
+	return scanLazyPlan(rows, contentArtifactID)
+}
+
+// lazyPlanQuery is LazyPlan's statement.
+func lazyPlanQuery(repositoryID string) string {
+	allowed := `TRUE`
+	if repositoryID != "" {
+		allowed = `COALESCE(rp.remote_id = ra.remote_id OR EXISTS (SELECT 1 FROM repository_remotes rr
+			WHERE rr.repository_id = $2 AND rr.remote_id = ra.remote_id), FALSE)`
+	}
+	// Two kinds of rows, each in its own order: the repository's (its own
+	// remote first, then the oldest), then the ACSs' (never failed first,
+	// then the oldest).
+	return `SELECT 0, ra.id, ra.remote_id, r.policy, ra.url, COALESCE(ra.size, -1), COALESCE(ra.sha256, ''),
+			COALESCE(rp.remote_id = ra.remote_id, FALSE), COALESCE(ra.failed_at, 0), r.last_updated, ` + allowed + `,
+			CASE WHEN COALESCE(rp.remote_id = ra.remote_id, FALSE) THEN 0 ELSE 1 END, ra.created
+		FROM remote_artifacts ra JOIN remotes r ON r.id = ra.remote_id
+		LEFT JOIN repositories rp ON rp.id = $2
+		WHERE ra.content_artifact_id = $1
+		UNION ALL
+		SELECT 1, ra.id, ra.remote_id, r.policy, ra.url, COALESCE(ra.size, -1), COALESCE(ra.sha256, ''),
+			FALSE, COALESCE(ra.failed_at, 0), r.last_updated, TRUE, COALESCE(ra.failed_at, 0), ra.created` + acsSourceFrom + `
+		WHERE ra.sha256 IN (SELECT lower(x.sha256) FROM remote_artifacts x WHERE x.content_artifact_id = $1 AND x.sha256 IS NOT NULL)` +
+		acsSourceExists + `
+		ORDER BY 1, 12, 13, 2`
+}
+
+func scanLazyPlan(rows *sql.Rows, contentArtifactID string) (LazyPlan, error) {
+	var p LazyPlan
+	for rows.Next() {
+		var l LazySource
+		var kind, order, created int64
+		var ok bool
+		if err := rows.Scan(&kind, &l.RemoteArtifactID, &l.RemoteID, &l.Policy, &l.URL, &l.Size, &l.SHA256, &l.Own, &l.FailedAt,
+			&l.RemoteStamp, &ok, &order, &created); err != nil {
+			return LazyPlan{}, fmt.Errorf("store: lazy plan of %s: %w", contentArtifactID, err)
+		}
+		l.SHA256 = strings.ToLower(l.SHA256)
+		switch {
+		case kind == 1:
+			p.ACS = append(p.ACS, l)
+		case ok:
+			p.Sources = append(p.Sources, l)
+		default:
+			p.Others = append(p.Others, l)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return LazyPlan{}, fmt.Errorf("store: lazy plan of %s: %w", contentArtifactID, err)
+	}
+	return p, nil
 }
 
 // MarkRemoteArtifactFailed starts a remote artifact's cooldown: it served
@@ -106,6 +189,10 @@ type LazyLease struct {
 // another owner holds an unexpired lease, that lease is returned with
 // ok=false.
 func (s *Store) AcquireLazyLease(ctx context.Context, l LazyLease) (held LazyLease, ok bool, err error) {
+	if s.dialect.name() == "postgres" {
+		held, ok, _, err = s.acquireLazyLeasePG(ctx, l, false)
+		return held, ok, err
+	}
 	err = s.InTx(ctx, func(tx *Tx) error {
 		var cur LazyLease
 		err := tx.QueryRow(ctx, `SELECT sha256, owner, spool, size, expires FROM lazy_fetches WHERE sha256 = $1`+s.forUpdate(), l.SHA256).
@@ -134,6 +221,58 @@ func (s *Store) AcquireLazyLease(ctx context.Context, l LazyLease) (held LazyLea
 		return LazyLease{}, false, fmt.Errorf("store: acquire lazy lease %s: %w", l.SHA256, err)
 	}
 	return held, ok, nil
+}
+
+// AcquireLazyLeaseUnlessStored is AcquireLazyLease for bytes that may have
+// been stored meanwhile: if an artifact with l.SHA256 exists, it takes no
+// lease and reports stored. On PostgreSQL the check and the claim are one
+// statement, one round trip in front of a cold request's first byte.
+func (s *Store) AcquireLazyLeaseUnlessStored(ctx context.Context, l LazyLease) (held LazyLease, ok, stored bool, err error) {
+	if s.dialect.name() == "postgres" {
+		return s.acquireLazyLeasePG(ctx, l, true)
+	}
+	if _, err := s.ArtifactBySHA256(ctx, l.SHA256); err == nil {
+		return LazyLease{}, false, true, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return LazyLease{}, false, false, err
+	}
+	held, ok, err = s.AcquireLazyLease(ctx, l)
+	return held, ok, false, err
+}
+
+// acquireLazyLeasePG takes the lease in one autocommitted statement (the
+// table is unlogged, so its commit waits for no WAL flush): the upsert
+// claims a missing or expired row, or renews this owner's own, and the
+// outer select reports the holder otherwise. The holder is read from the
+// statement's snapshot: a row another process inserted a moment ago may not
+// be visible yet, and is then reported with an empty owner and spool, which
+// callers treat as "held, spool not yet known".
+func (s *Store) acquireLazyLeasePG(ctx context.Context, l LazyLease, checkStored bool) (held LazyLease, ok, stored bool, err error) {
+	err = s.db.QueryRowContext(ctx, `WITH art AS (SELECT $7::boolean AND EXISTS (SELECT 1 FROM artifacts WHERE sha256 = $1) AS stored),
+		claim AS (INSERT INTO lazy_fetches (sha256, owner, spool, size, expires)
+			SELECT $1, $2, $3, $4, $5 FROM art WHERE NOT art.stored
+			ON CONFLICT (sha256) DO UPDATE SET owner = EXCLUDED.owner, spool = EXCLUDED.spool, size = EXCLUDED.size, expires = EXCLUDED.expires
+				WHERE lazy_fetches.owner = EXCLUDED.owner OR lazy_fetches.expires <= $6
+			RETURNING 1)
+		SELECT art.stored, EXISTS (SELECT 1 FROM claim), COALESCE(f.owner, ''), COALESCE(f.spool, ''), COALESCE(f.size, 0), COALESCE(f.expires, 0)
+		FROM art LEFT JOIN lazy_fetches f ON f.sha256 = $1`,
+		// One round trip even on a connection that has not run it before
+		// (the default prepares first): the parameters' types follow from
+		// their Go types.
+		pgx.QueryExecModeExec,
+		l.SHA256, l.Owner, l.Spool, l.Size, l.Expires, Now(), checkStored).
+		Scan(&stored, &ok, &held.Owner, &held.Spool, &held.Size, &held.Expires)
+	if err != nil {
+		return LazyLease{}, false, false, fmt.Errorf("store: acquire lazy lease %s: %w", l.SHA256, err)
+	}
+	switch {
+	case stored:
+		return LazyLease{}, false, true, nil
+	case ok:
+		return l, true, false, nil
+	}
+	held.SHA256 = l.SHA256
+	return held, false, false, nil
 }
 
 // UpdateLazyLease sets the spool and expiry of owner's lease.

@@ -40,6 +40,8 @@ type flight struct {
 
 	leased bool   // this process holds the cross-process lease
 	spool  string // the spool path published in the lease
+
+	src *Source // the source being fetched, for ranged requests; nil for local hits and followers
 }
 
 func newFlight(f *Fetcher, req Request) *flight {

@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		cooldowns: prometheus.NewCounter(prometheus.CounterOpts{Name: "pith_lazy_cooldowns_total",
 			Help: "Sources put in cooldown after sending wrong bytes."}),
 		rangeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pith_lazy_upstream_range_requests_total",
-			Help: "Upstream range requests for Range requests far ahead of a lazy fetch, by result: served (its 206 went to the client), ignored (the upstream answered 200), rejected (a 206 for other bytes than asked), failed (no response), superseded (the spool got there first)."},
+			Help: "Upstream range requests for Range requests far ahead of a lazy fetch, by result: served (its 206 went to the client), ignored (the upstream answered 200), rejected (a 206 for other bytes than asked), failed (no response), superseded (the spool got there first, or the client left)."},
 			[]string{"result"}),
 	}
 	for _, r := range []string{"hit", "miss", "coalesced", "failed"} {

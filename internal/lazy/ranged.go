@@ -38,7 +38,7 @@ const (
 	rangeIgnored    = "ignored"    // the upstream answered 200: no range support
 	rangeRejected   = "rejected"   // a 206 whose Content-Range or length was not what was asked
 	rangeFailed     = "failed"     // no response (connection, 4xx, 5xx)
-	rangeSuperseded = "superseded" // the spool reached the range first
+	rangeSuperseded = "superseded" // the spool reached the range first, or the client left
 )
 
 var rangeResults = []string{rangeServed, rangeIgnored, rangeRejected, rangeFailed, rangeSuperseded}

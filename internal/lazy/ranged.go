@@ -69,7 +69,7 @@ func (fl *flight) setSource(src Source) {
 func (fl *flight) farSource(start, ahead int64) (Source, http.Header, bool) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
-	if ahead < 0 || fl.src == nil || fl.done || fl.err != nil || start-fl.written <= ahead {
+	if ahead < 0 || fl.src == nil || fl.rangesIgnored || fl.done || fl.err != nil || start-fl.written <= ahead {
 		return Source{}, nil, false
 	}
 	u, err := url.Parse(fl.src.URL)
@@ -156,6 +156,11 @@ func (f *Fetcher) openRange(ctx context.Context, fl *flight, src Source, upstrea
 				o.resp.Body.Close()
 				result := rangeRejected
 				if errors.Is(err, errRangeIgnored) {
+					// Parallel downloaders send many ranges at once; one 200
+					// is enough to know the answer to the others.
+					fl.mu.Lock()
+					fl.rangesIgnored = true
+					fl.mu.Unlock()
 					result = rangeIgnored
 					f.log.DebugContext(ctx, "lazy: upstream ignores Range, waiting on the spool", "url", src.URL)
 				} else {

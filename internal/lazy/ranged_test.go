@@ -286,11 +286,22 @@ func TestLazyRangeUpstreamIgnoringRange(t *testing.T) {
 			resp, b, err = e.getTimeout(20*time.Second, "/noranges", "Range", fmt.Sprintf("bytes=%d-%d", start, end))
 		})
 		waitFor(t, "the range request to be ignored", func() bool { return e.rangeCounter(rangeIgnored) == 1 })
+		// Another far range of the same fetch does not ask again.
+		var resp2 *http.Response
+		var b2 []byte
+		var err2 error
+		wg.Go(func() {
+			resp2, b2, err2 = e.getTimeout(20*time.Second, "/noranges", "Range", fmt.Sprintf("bytes=%d-", start-100))
+		})
+		waitFor(t, "the second client to join", func() bool { return e.counter("requests", "coalesced") == 1 })
 		release()
 		wg.Wait()
 		if err != nil || resp.StatusCode != 206 || !bytes.Equal(b, data[start:end+1]) ||
 			resp.Header.Get("Content-Range") != fmt.Sprintf("bytes %d-%d/%d", start, end, len(data)) {
 			t.Fatalf("range: %v", err)
+		}
+		if err2 != nil || resp2.StatusCode != 206 || !bytes.Equal(b2, data[start-100:]) {
+			t.Fatalf("second range: %v", err2)
 		}
 		if full, ranges, _ := u.seen(); full != 1 || len(ranges) != 1 {
 			t.Errorf("upstream requests: %d whole, %d ranged", full, len(ranges))

@@ -248,6 +248,7 @@ func (f *Fetcher) copyRange(ctx context.Context, w http.ResponseWriter, fl *flig
 	// flight nor the spool overtaking it: cancelling the ranged request
 	// unblocks it, and the checks below pick the way on.
 	var pos atomic.Int64
+	var dropped atomic.Bool // the watcher cancelled the ranged request
 	pos.Store(off)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -257,6 +258,7 @@ func (f *Fetcher) copyRange(ctx context.Context, w http.ResponseWriter, fl *flig
 			written, ferr, wake := fl.written, fl.err, fl.wake
 			fl.mu.Unlock()
 			if ferr != nil || written > pos.Load() {
+				dropped.Store(true)
 				cancel()
 				return
 			}
@@ -295,7 +297,7 @@ func (f *Fetcher) copyRange(ctx context.Context, w http.ResponseWriter, fl *flig
 			}
 		}
 		if rerr != nil {
-			if off < end && ctx.Err() == nil {
+			if off < end && ctx.Err() == nil && !dropped.Load() {
 				f.log.WarnContext(ctx, "lazy: range response broke, continuing from the spool", "at", off, "error", rerr)
 			}
 			return off, nil

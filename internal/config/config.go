@@ -49,6 +49,10 @@ type Config struct {
 	// remote that knows its digest (Pulp's behaviour) instead of only the
 	// remotes linked to the served repository.
 	LazyAnyRemote bool
+	// LazyRangeAhead is how far past the spool's end a Range request on
+	// content being fetched must start to be asked of the upstream
+	// separately (bytes); 0 never asks.
+	LazyRangeAhead int64
 	// ContentCacheControl is sent with artifacts the content app serves.
 	ContentCacheControl string
 	// ContentMetadataCacheControl is sent with publication metadata and
@@ -103,6 +107,7 @@ func (c *Config) Register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.LazyCooldown, "lazy-cooldown", 300*time.Second, "how long the content app skips a remote source that sent wrong bytes")
 	fs.DurationVar(&c.LazyFetchTimeout, "lazy-fetch-timeout", time.Hour, "how long an on_demand fetch may go on after every client left")
 	fs.BoolVar(&c.LazyAnyRemote, "lazy-any-remote", false, "fetch on-demand content through any remote that knows it, not only remotes linked to the served repository (Pulp's behaviour)")
+	fs.Int64Var(&c.LazyRangeAhead, "lazy-range-ahead", 4<<20, "bytes past what a lazy fetch has received beyond which a Range request is answered from a separate upstream range request; 0 always waits for the fetch")
 	fs.StringVar(&c.ContentCacheControl, "content-cache-control", "public, max-age=86400", "Cache-Control sent with content served by the content app")
 	fs.IntVar(&c.ContentIndexUnits, "content-index-units", 4_000_000, "units of published paths the content app keeps indexed in memory (about 90 bytes each); 0 serves every request from the database")
 	fs.StringVar(&c.ContentMetadataCacheControl, "content-metadata-cache-control", "public, max-age=60", "Cache-Control sent with publication metadata (PULP_MANIFEST) and directory listings")
@@ -179,6 +184,9 @@ func (c *Config) validate() error {
 	}
 	if c.Workers < 0 {
 		return fmt.Errorf("config: workers must be >= 0")
+	}
+	if c.LazyRangeAhead < 0 {
+		return fmt.Errorf("config: lazy-range-ahead must be >= 0")
 	}
 	if c.ContentIndexUnits < 0 {
 		return fmt.Errorf("config: content-index-units must be >= 0")

@@ -41,6 +41,9 @@ type flight struct {
 
 	leased bool   // this process holds the cross-process lease
 	spool  string // the spool path published in the lease
+
+	src           *Source // the source being fetched, for ranged requests; nil for local hits and followers
+	rangesIgnored bool    // src answered a range request with the whole body: ask it no more
 }
 
 func newFlight(f *Fetcher, req Request) *flight {

@@ -71,6 +71,10 @@ type Config struct {
 	FetchTimeout time.Duration
 	// CacheControl is sent with lazily fetched content.
 	CacheControl string
+	// RangeAhead: a Range request starting more than this many bytes past
+	// the spool's end is asked of the upstream separately (see ranged.go).
+	// 0 means DefaultRangeAhead, negative never.
+	RangeAhead int64
 	// Owner names this process in cross-process leases; "" disables
 	// leases (a single process, as with SQLite).
 	Owner    string
@@ -398,6 +402,7 @@ func (f *Fetcher) fetchFrom(ctx context.Context, fl *flight, src Source) (done b
 	}
 	f.m.requests.WithLabelValues("miss").Inc()
 	fl.setStoring(!src.Streamed)
+	fl.setSource(src)
 	fl.start(rd, tp.TempPath(), want, resp.Header)
 
 	buf := make([]byte, chunkSize)

@@ -8,6 +8,7 @@ type metrics struct {
 	digestFailures prometheus.Counter
 	inFlight       prometheus.Gauge
 	cooldowns      prometheus.Counter
+	rangeRequests  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -23,12 +24,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Lazy fetches in progress."}),
 		cooldowns: prometheus.NewCounter(prometheus.CounterOpts{Name: "pith_lazy_cooldowns_total",
 			Help: "Sources put in cooldown after sending wrong bytes."}),
+		rangeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pith_lazy_upstream_range_requests_total",
+			Help: "Upstream range requests for Range requests far ahead of a lazy fetch, by result: served (its 206 went to the client), ignored (the upstream answered 200), rejected (a 206 for other bytes than asked), failed (no response), superseded (the spool got there first, or the client left)."},
+			[]string{"result"}),
 	}
 	for _, r := range []string{"hit", "miss", "coalesced", "failed"} {
 		m.requests.WithLabelValues(r)
 	}
+	for _, r := range rangeResults {
+		m.rangeRequests.WithLabelValues(r)
+	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.upstreamBytes, m.digestFailures, m.inFlight, m.cooldowns)
+		reg.MustRegister(m.requests, m.upstreamBytes, m.digestFailures, m.inFlight, m.cooldowns, m.rangeRequests)
 	}
 	return m
 }

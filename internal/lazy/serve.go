@@ -143,7 +143,13 @@ func (f *Fetcher) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return nil // the client left
 	}
-	if err := fl.stream(r.Context(), w, start, end); err != nil {
+	var err error
+	if status == http.StatusPartialContent {
+		err = f.serveRange(r.Context(), w, fl, start, end)
+	} else {
+		err = fl.stream(r.Context(), w, start, end)
+	}
+	if err != nil {
 		if r.Context().Err() != nil {
 			return nil // the client left
 		}

@@ -219,8 +219,12 @@ func New(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger,
 			// Several content processes may share the database.
 			owner = fmt.Sprintf("%s@%d", host, os.Getpid())
 		}
+		rangeAhead := cfg.LazyRangeAhead
+		if rangeAhead == 0 {
+			rangeAhead = -1 // the flag's 0 is "never"; lazy.Config's is "default"
+		}
 		ch.Lazy = lazy.New(lazy.Config{Store: st, Storage: be, Cooldown: cfg.LazyCooldown, FetchTimeout: cfg.LazyFetchTimeout,
-			CacheControl: cfg.ContentCacheControl, Owner: owner, Log: log, Registry: s.reg,
+			CacheControl: cfg.ContentCacheControl, RangeAhead: rangeAhead, Owner: owner, Log: log, Registry: s.reg,
 			Downloaders: lazy.RemoteDownloaders(st, func(r *store.Remote) download.Config {
 				return file.DownloadConfig(r, cfg.AllowedImportPaths)
 			})})

@@ -619,6 +619,18 @@ func (d *Deps) contentFilters() *api.FilterSet {
 			{Name: "sha256", Column: "fc.digest", Kind: api.Exact, Lookups: []string{""}, Doc: "SHA-256 of the file."},
 		},
 	}
+	if d.Store.Dialect() == "sqlite" {
+		// No index on file_content (digest) there (migration 0070).
+		for i, f := range fs.Filters {
+			if f.Column == "fc.digest" {
+				lookups := f.Lookups
+				if lookups == nil {
+					lookups = []string{"", "in"} // Exact's default
+				}
+				fs.Filters[i] = api.Filter{Name: f.Name, Kind: api.Custom, Lookups: lookups, Doc: f.Doc, Apply: digestByNaturalKey}
+			}
+		}
+	}
 	fs.Filters = append(fs.Filters, coreapi.ContentVersionFilters()...)
 	fs.Filters = append(fs.Filters,
 		d.Core.OrphanedForFilter(),
@@ -630,6 +642,39 @@ func (d *Deps) contentFilters() *api.FilterSet {
 		api.Filter{Name: "pulp_last_updated", Column: "c.last_updated", Kind: api.Time},
 	)
 	return fs
+}
+
+// digestByNaturalKey filters by sha256 (lookups "" and "in") through the
+// units' natural keys, "<digest>:<path>": every unit with a digest is the
+// range [digest+":", digest+";") of the content (pulp_type, natural_key)
+// index. SQLite has no index on file_content (digest): a sync added one
+// scattered entry to it per unit, and this filter was its only reader.
+// SQLite compares text bytewise, so the range is exact; PostgreSQL, whose
+// collation may not be, keeps the index and the plain filter.
+func digestByNaturalKey(q *api.Query, lookup, v string) error {
+	vals := []string{v}
+	if lookup == "in" {
+		vals = vals[:0]
+		for _, x := range strings.Split(v, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				vals = append(vals, x)
+			}
+		}
+	}
+	if len(vals) == 0 {
+		q.Where("1 = 0")
+		return nil
+	}
+	// The ranges go into a subquery: beside an ORDER BY, SQLite would
+	// rather walk content in order than take a multi-index OR of them.
+	ors := make([]string, len(vals))
+	digests := make([]string, len(vals))
+	for i, x := range vals {
+		ors[i] = "(pulp_type = " + q.Arg(Type) + " AND natural_key >= " + q.Arg(x+":") + " AND natural_key < " + q.Arg(x+";") + ")"
+		digests[i] = q.Arg(x)
+	}
+	q.Where("c.id IN (SELECT id FROM content WHERE " + strings.Join(ors, " OR ") + ") AND fc.digest IN (" + strings.Join(digests, ", ") + ")")
+	return nil
 }
 
 // contentIDsIn filters by a comma-separated list of file content hrefs or

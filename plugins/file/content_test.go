@@ -809,6 +809,39 @@ func TestContentFilters(t *testing.T) {
 	})
 }
 
+// The digest filters match whole digests only. On SQLite they find units
+// by natural key ("<digest>:<path>") ranges, where a value that is a
+// digest's prefix, or a digest followed by ":" and the start of a path,
+// falls inside or next to a unit's range.
+func TestContentDigestFilterExact(t *testing.T) {
+	eachContentEnv(t, func(t *testing.T, e *contentEnv) {
+		colon := e.createFromArtifact("c:d.txt", e.artifact([]byte("5")), "")[0]
+		plain := e.createFromArtifact("e.txt", e.artifact([]byte("6")), "")[0]
+		d5, d6 := contentSHA256([]byte("5")), contentSHA256([]byte("6"))
+		cases := []struct {
+			query string
+			want  []string
+		}{
+			{"digest=" + d5, []string{colon}},
+			{"sha256=" + d6, []string{plain}},
+			{"digest__in=" + d5 + ",%20" + d6 + ",", []string{plain, colon}},
+			{"digest=" + d5 + ":c", nil},
+			{"digest=" + d5[:20], nil},
+			{"sha256=" + strings.ToUpper(d6), nil},
+			{"digest__in=" + d5 + ":c," + d6[:63], nil},
+			{"digest__in=,", nil},
+			{"digest=" + d5 + "&relative_path=c:d.txt", []string{colon}},
+			{"digest=" + d5 + "&relative_path=e.txt", nil},
+		}
+		for _, c := range cases {
+			n, got := e.list(ContentPath + "?" + c.query)
+			if n != len(c.want) || !slices.Equal(got, c.want) {
+				t.Errorf("?%s: count %d %v, want %v", c.query, n, got, c.want)
+			}
+		}
+	})
+}
+
 func TestContentCountIgnoresOtherTypes(t *testing.T) {
 	eachContentEnv(t, func(t *testing.T, e *contentEnv) {
 		e.createFromArtifact("f", e.artifact([]byte("f")), "")

@@ -521,6 +521,11 @@ type NewContent struct {
 	NaturalKey, RepoKey string
 	Labels              map[string]string // nil: none
 	Artifacts           []NewContentArtifact
+	// Unseen says the caller looked the unit up by natural key just
+	// before and did not find it (as the sync pipeline does), so SaveUnits
+	// does not look again before inserting. A unit stored meanwhile is
+	// still found: its insert is skipped and it is read back.
+	Unseen bool
 }
 
 // NewContentArtifact places an artifact in a unit at RelativePath.
@@ -575,15 +580,19 @@ func (s *Store) SaveUnits(ctx context.Context, pulpType string, units []NewConte
 	if len(units) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, len(units))
-	for i, u := range units {
-		keys[i] = u.NaturalKey
+	keys := make([]string, 0, len(units))
+	for _, u := range units {
+		if !u.Unseen {
+			keys = append(keys, u.NaturalKey)
+		}
 	}
 	uniq := dedupe(keys)
 	slices.Sort(uniq)
 
 	// Read first, without the write lock: a re-sync mostly meets units
 	// that exist with the right artifacts, and then nothing is written.
+	// Unseen units were looked for already; at scale each lookup is a few
+	// page reads of a big, scattered index.
 	ids, err := s.contentIDs(ctx, s.db, pulpType, uniq)
 	if err != nil {
 		return nil, fmt.Errorf("store: save %s content: %w", pulpType, err)
@@ -592,7 +601,7 @@ func (s *Store) SaveUnits(ctx context.Context, pulpType string, units []NewConte
 	if err != nil {
 		return nil, fmt.Errorf("store: save %s content: %w", pulpType, err)
 	}
-	if len(ids) == len(uniq) && plan.empty() {
+	if len(ids) == len(uniq) && len(keys) == len(units) && plan.empty() {
 		return orderIDs(units, ids, nil, nil), nil
 	}
 	var (

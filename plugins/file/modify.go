@@ -208,6 +208,9 @@ func validateVersion(ctx context.Context, s *store.Store, repoID string, number 
 		return err
 	}
 	after := ""
+	// Ancestors already checked, across pages: a sync's new paths share a
+	// few directories, which need checking once per version, not per page.
+	seen := map[string]bool{}
 	for {
 		// Pages follow the index on (repository_id, version_removed,
 		// content_id), so each page reads only its own rows; ordering by
@@ -235,7 +238,6 @@ func validateVersion(ctx context.Context, s *store.Store, repoID string, number 
 			return nil
 		}
 		// Ancestors of new paths that are files in the version.
-		seen := map[string]bool{}
 		var anc []string
 		for _, p := range paths {
 			for i := strings.IndexByte(p, '/'); i > 0; i = nextSlash(p, i) {

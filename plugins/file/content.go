@@ -9,8 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pith-project/pith/internal/api"
@@ -604,6 +607,52 @@ func (d *Deps) fileContentByID(ctx context.Context, id string) (*ContentResponse
 	return &rs[0], nil
 }
 
+// pathColumn is a unit's relative path as the list orders it: the content
+// row's repo key, which for file units is the path, indexed with the type
+// by content (pulp_type, repo_key). file_content has no index on its path
+// (migration 0072).
+const pathColumn = "c.repo_key"
+
+// pathLookups renders the relative_path lookups on content.repo_key.
+var pathLookups = &api.FilterSet{Filters: []api.Filter{{Name: "relative_path", Column: "repo_key", Kind: api.Text}}}
+
+// pathFilter filters by relative path (api.TextLookups) through content
+// (pulp_type, repo_key), in a subquery: given the type condition beside the
+// list's ORDER BY, SQLite (which has no statistics) would rather walk all
+// units of the type in order than look the paths up.
+func pathFilter(q *api.Query, lookup, v string) error {
+	key := "relative_path"
+	if lookup != "" {
+		key += "__" + lookup
+	}
+	sub := &api.Query{Regex: q.Regex}
+	if _, err := pathLookups.Build(url.Values{key: {v}}, sub); err != nil {
+		return err
+	}
+	cond, args := sub.SQL()
+	// Renumber the subquery's placeholders ($1…) into the list query's.
+	var b strings.Builder
+	for i := 0; i < len(cond); i++ {
+		j := i + 1
+		for j < len(cond) && cond[j] >= '0' && cond[j] <= '9' {
+			j++
+		}
+		if cond[i] != '$' || j == i+1 {
+			b.WriteByte(cond[i])
+			continue
+		}
+		n, _ := strconv.Atoi(cond[i+1 : j])
+		b.WriteString(q.Arg(args[n-1]))
+		i = j - 1
+	}
+	cond = strings.TrimPrefix(b.String(), " WHERE ")
+	if cond == "" {
+		return nil
+	}
+	q.Where("c.id IN (SELECT id FROM content WHERE pulp_type = " + q.Arg(Type) + " AND " + cond + ")")
+	return nil
+}
+
 // contentFilters are Pulp's FileContentFilter plus the common ones.
 func (d *Deps) contentFilters() *api.FilterSet {
 	fs := &api.FilterSet{
@@ -611,10 +660,10 @@ func (d *Deps) contentFilters() *api.FilterSet {
 		Tiebreak:     "c.id DESC",
 		Ordering: map[string]string{
 			"pulp_id": "c.id", "pulp_created": "c.created", "pulp_last_updated": "c.last_updated",
-			"relative_path": "fc.relative_path", "digest": "fc.digest",
+			"relative_path": pathColumn, "digest": "fc.digest",
 		},
 		Filters: []api.Filter{
-			{Name: "relative_path", Column: "fc.relative_path", Kind: api.Text, Doc: "Relative path of the file."},
+			{Name: "relative_path", Kind: api.Custom, Lookups: api.TextLookups, Doc: "Relative path of the file.", Apply: pathFilter},
 			{Name: "digest", Column: "fc.digest", Kind: api.Exact, Doc: "SHA-256 of the file."},
 			{Name: "sha256", Column: "fc.digest", Kind: api.Exact, Lookups: []string{""}, Doc: "SHA-256 of the file."},
 		},
@@ -721,6 +770,18 @@ func (d *Deps) listFileContent(c *api.Ctx, fs *api.FilterSet) (any, error) {
 	if !ok {
 		if n, err = d.countFileContent(c, where, args); err != nil {
 			return nil, err
+		}
+	}
+	if strings.Contains(order, pathColumn) {
+		// Ordered by path: the type condition lets the page walk content
+		// (pulp_type, repo_key) in order instead of sorting every unit. The
+		// count above, unfiltered, keeps its maintained total.
+		args = append(slices.Clone(args), Type)
+		cond := "c.pulp_type = $" + strconv.Itoa(len(args))
+		if where == "" {
+			where = " WHERE " + cond
+		} else {
+			where += " AND " + cond
 		}
 	}
 	rows, err := d.queryFileContent(c, where, args, order, limit, offset)

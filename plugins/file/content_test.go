@@ -972,3 +972,36 @@ func TestContentDocument(t *testing.T) {
 		}
 	}
 }
+
+// Paths are looked up through content's repo keys in a subquery whose
+// placeholders are renumbered into the list query's: many values, and
+// filters binding arguments after them, find exactly their units.
+func TestContentPathFilterMany(t *testing.T) {
+	eachContentEnv(t, func(t *testing.T, e *contentEnv) {
+		one := e.createFromArtifact("d/one.txt", e.artifact([]byte("7")), "")[0]
+		two := e.createFromArtifact("d/two.txt", e.artifact([]byte("8")), "")[0]
+		var paths []string
+		for i := range 11 {
+			paths = append(paths, fmt.Sprintf("d/none-%d.txt", i))
+		}
+		paths = append(paths, "d/two.txt", "d/one.txt")
+		in := "relative_path__in=" + url.QueryEscape(strings.Join(paths, ","))
+		cases := []struct {
+			query string
+			want  []string
+		}{
+			{in, []string{two, one}},
+			{in + "&digest=" + contentSHA256([]byte("7")), []string{one}},
+			{in + "&digest__in=" + contentSHA256([]byte("8")) + "," + contentSHA256([]byte("9")), []string{two}},
+			{in + "&ordering=-relative_path", []string{two, one}},
+			{"relative_path__startswith=d/&ordering=relative_path", []string{one, two}},
+			{"relative_path=d/one.txt&sha256=" + contentSHA256([]byte("8")), nil},
+		}
+		for _, c := range cases {
+			n, got := e.list(ContentPath + "?" + c.query)
+			if n != len(c.want) || !slices.Equal(got, c.want) {
+				t.Errorf("?%s: count %d %v, want %v", c.query, n, got, c.want)
+			}
+		}
+	})
+}

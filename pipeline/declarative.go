@@ -579,7 +579,8 @@ func (dv *declarative) saveContent(ctx context.Context, in <-chan *DeclarativeCo
 			g := groups[t]
 			units := make([]store.NewContent, len(g))
 			for i, d := range g {
-				nc := store.NewContent{NaturalKey: d.Unit.NaturalKey(), RepoKey: d.Unit.RepoKey()}
+				// queryContent looked for it moments ago.
+				nc := store.NewContent{NaturalKey: d.Unit.NaturalKey(), RepoKey: d.Unit.RepoKey(), Unseen: d.ContentID == ""}
 				for _, a := range d.Artifacts {
 					nc.Artifacts = append(nc.Artifacts, store.NewContentArtifact{RelativePath: a.RelativePath, ArtifactID: a.ArtifactID})
 				}

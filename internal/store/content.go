@@ -53,11 +53,32 @@ type Col struct{ Name, Type string }
 // column, unnested: a multi-row VALUES list costs it planning and binding
 // per value, about as much as inserting the row.
 func (s *Store) InsertRows(table string, cols []Col, rows [][]any, suffix string) (string, []any) {
+	return s.insertRows(`INSERT INTO `, table, cols, rows, suffix)
+}
+
+// InsertNew is InsertRows for rows that may exist already: those that
+// conflict with a stored row on the unique columns conflict (PostgreSQL's
+// conflict target) are skipped, and returning (a RETURNING clause, or "")
+// reports the inserted ones. SQLite gets INSERT OR IGNORE, which skips a
+// row violating any uniqueness or NOT NULL constraint: unlike a statement
+// that may abort halfway (ON CONFLICT … DO NOTHING still does, on the other
+// constraints), it needs no statement journal, which in a multi-statement
+// transaction copies every page the statement changes. That is about as
+// many bytes as the WAL gets for a sync's scattered index inserts. The
+// table must have no foreign keys for that to hold; checking one can abort.
+func (s *Store) InsertNew(table string, cols []Col, rows [][]any, conflict, returning string) (string, []any) {
+	if s.dialect.name() != "postgres" {
+		return s.insertRows(`INSERT OR IGNORE INTO `, table, cols, rows, returning)
+	}
+	return s.insertRows(`INSERT INTO `, table, cols, rows, `ON CONFLICT `+conflict+` DO NOTHING `+returning)
+}
+
+func (s *Store) insertRows(verb, table string, cols []Col, rows [][]any, suffix string) (string, []any) {
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = c.Name
 	}
-	head := `INSERT INTO ` + table + ` (` + strings.Join(names, ", ") + `) `
+	head := verb + table + ` (` + strings.Join(names, ", ") + `) `
 	if s.dialect.name() != "postgres" {
 		args := make([]any, 0, len(rows)*len(cols))
 		for _, r := range rows {
@@ -323,7 +344,7 @@ func (s *Store) InsertArtifacts(ctx context.Context, arts []*Artifact) ([]*Artif
 				vals[i] = []any{a.ID, a.Created, a.LastUpdated, a.File, a.Size, a.MD5, a.SHA1,
 					nullStr(a.SHA224), a.SHA256, nullStr(a.SHA384), nullStr(a.SHA512), a.TimestampOfInterest}
 			}
-			q, args := s.InsertRows("artifacts", artifactCols, vals, `ON CONFLICT DO NOTHING RETURNING id, sha256`)
+			q, args := s.InsertNew("artifacts", artifactCols, vals, ``, `RETURNING id, sha256`)
 			rows, err := tx.Query(ctx, q, args...)
 			if err != nil {
 				return err
@@ -500,6 +521,11 @@ type NewContent struct {
 	NaturalKey, RepoKey string
 	Labels              map[string]string // nil: none
 	Artifacts           []NewContentArtifact
+	// Unseen says the caller looked the unit up by natural key just
+	// before and did not find it (as the sync pipeline does), so SaveUnits
+	// does not look again before inserting. A unit stored meanwhile is
+	// still found: its insert is skipped and it is read back.
+	Unseen bool
 }
 
 // NewContentArtifact places an artifact in a unit at RelativePath.
@@ -554,15 +580,19 @@ func (s *Store) SaveUnits(ctx context.Context, pulpType string, units []NewConte
 	if len(units) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, len(units))
-	for i, u := range units {
-		keys[i] = u.NaturalKey
+	keys := make([]string, 0, len(units))
+	for _, u := range units {
+		if !u.Unseen {
+			keys = append(keys, u.NaturalKey)
+		}
 	}
 	uniq := dedupe(keys)
 	slices.Sort(uniq)
 
 	// Read first, without the write lock: a re-sync mostly meets units
 	// that exist with the right artifacts, and then nothing is written.
+	// Unseen units were looked for already; at scale each lookup is a few
+	// page reads of a big, scattered index.
 	ids, err := s.contentIDs(ctx, s.db, pulpType, uniq)
 	if err != nil {
 		return nil, fmt.Errorf("store: save %s content: %w", pulpType, err)
@@ -571,7 +601,7 @@ func (s *Store) SaveUnits(ctx context.Context, pulpType string, units []NewConte
 	if err != nil {
 		return nil, fmt.Errorf("store: save %s content: %w", pulpType, err)
 	}
-	if len(ids) == len(uniq) && plan.empty() {
+	if len(ids) == len(uniq) && len(keys) == len(units) && plan.empty() {
 		return orderIDs(units, ids, nil, nil), nil
 	}
 	var (
@@ -610,7 +640,7 @@ func (s *Store) SaveUnits(ctx context.Context, pulpType string, units []NewConte
 				}
 				vals = append(vals, []any{NewID(), now, now, pulpType, now, u.NaturalKey, u.RepoKey, labels})
 			}
-			q, args := s.InsertRows("content", contentCols, vals, `ON CONFLICT (pulp_type, natural_key) DO NOTHING RETURNING id, natural_key`)
+			q, args := s.InsertNew("content", contentCols, vals, `(pulp_type, natural_key)`, `RETURNING id, natural_key`)
 			rows, err := tx.Query(ctx, q, args...)
 			if err != nil {
 				return err
@@ -950,15 +980,29 @@ func (s *Store) SaveRemoteArtifacts(ctx context.Context, ras []NewRemoteArtifact
 		return nil
 	}
 	now := Now()
+	insertSQL := func(c []insert) (string, []any) {
+		vals := make([][]any, len(c))
+		for i, in := range c {
+			r := in.ra
+			vals[i] = []any{NewID(), now, now, in.caID, r.RemoteID, r.URL, nullSize(r.Size),
+				nullStr(r.SHA224), nullStr(r.SHA256), nullStr(r.SHA384), nullStr(r.SHA512)}
+		}
+		return s.InsertRows("remote_artifacts", remoteArtifactCols, vals, `ON CONFLICT (content_artifact_id, remote_id) DO NOTHING`)
+	}
+	if len(updates) == 0 && len(inserts) <= maxBatch {
+		// One statement (a pipeline batch): atomic on its own. Outside a
+		// transaction SQLite also skips the statement journal, a copy of
+		// every page the statement changes, which a multi-row insert
+		// checking foreign keys needs inside one.
+		q, args := insertSQL(inserts)
+		if _, err := s.Exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("store: save remote artifacts: %w", err)
+		}
+		return nil
+	}
 	err = s.InTx(ctx, func(tx *Tx) error {
 		err := chunks(inserts, func(c []insert) error {
-			vals := make([][]any, len(c))
-			for i, in := range c {
-				r := in.ra
-				vals[i] = []any{NewID(), now, now, in.caID, r.RemoteID, r.URL, nullSize(r.Size),
-					nullStr(r.SHA224), nullStr(r.SHA256), nullStr(r.SHA384), nullStr(r.SHA512)}
-			}
-			q, args := s.InsertRows("remote_artifacts", remoteArtifactCols, vals, `ON CONFLICT (content_artifact_id, remote_id) DO NOTHING`)
+			q, args := insertSQL(c)
 			_, err := tx.Exec(ctx, q, args...)
 			return err
 		})

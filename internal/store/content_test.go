@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -441,6 +442,53 @@ func TestSaveRemoteArtifacts(t *testing.T) {
 		bad := store.NewRemoteArtifact{ContentID: ids[0], RelativePath: "no/such/path", RemoteID: r1, URL: "http://x"}
 		if err := s.SaveRemoteArtifacts(ctx, []store.NewRemoteArtifact{bad}); err == nil || !strings.Contains(err.Error(), "no/such/path") {
 			t.Errorf("missing content artifact: err = %v", err)
+		}
+	})
+}
+
+// A unit the caller marks Unseen is inserted without being looked up first;
+// one that exists all the same (stored meanwhile) is found by its insert:
+// its id comes back, it gets no second row or detail, and an artifact
+// given for it is attached. Fresh Unseen units are created as usual.
+func TestSaveUnitsUnseen(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		arts, err := s.InsertArtifacts(ctx, []*store.Artifact{testArtifact("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := []store.NewContent{fileUnit("x", ""), fileUnit("y", "")}
+		var calls [][]int
+		ids, err := s.SaveContent(ctx, "file.file", first, fileDetail(first, &calls))
+		if err != nil {
+			t.Fatal(err)
+		}
+		units := []store.NewContent{fileUnit("x", arts[0].ID), fileUnit("y", ""), fileUnit("z", ""), fileUnit("x", arts[0].ID)}
+		for i := range units {
+			units[i].Unseen = true
+		}
+		calls = nil
+		saved, err := s.SaveUnits(ctx, "file.file", units, fileDetail(units, &calls))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if saved[0].ID != ids[0] || saved[1].ID != ids[1] || saved[3].ID != ids[0] || saved[2].ID == "" || saved[2].ID == ids[0] || saved[2].ID == ids[1] {
+			t.Fatalf("saved %+v, want x=%s y=%s and a new z", saved, ids[0], ids[1])
+		}
+		if saved[0].ContentArtifactIDs != nil || saved[1].ContentArtifactIDs != nil || len(saved[2].ContentArtifactIDs) != 1 {
+			t.Errorf("new content artifacts %+v, want only z's", saved)
+		}
+		if len(calls) != 1 || !slices.Equal(calls[0], []int{2}) {
+			t.Errorf("saveDetail calls %v, want [[2]]", calls)
+		}
+		if a := caArtifact(t, s, ids[0]); a.String != arts[0].ID {
+			t.Errorf("x's artifact = %v, want %s", a, arts[0].ID)
+		}
+		if n := countWhere(t, s, `SELECT COUNT(*) FROM content`); n != 3 {
+			t.Errorf("content rows = %d, want 3", n)
+		}
+		if n := countWhere(t, s, `SELECT COUNT(*) FROM content_artifacts`); n != 3 {
+			t.Errorf("content artifacts = %d, want 3", n)
 		}
 	})
 }

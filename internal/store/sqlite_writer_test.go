@@ -10,7 +10,7 @@ import (
 
 // On SQLite every write transaction runs on the one writer connection,
 // tuned for big batches: a warm page cache of its own, statement journals
-// in memory, and checkpoints every 16,000 WAL pages. A pooled reader
+// in memory, and checkpoints every 64,000 WAL pages. A pooled reader
 // keeps SQLite's defaults.
 func TestSQLiteWriterConnection(t *testing.T) {
 	s := storetest.Open(t, storetest.Backends()[0])
@@ -31,7 +31,7 @@ func TestSQLiteWriterConnection(t *testing.T) {
 				}
 				return n
 			})
-			if want := [3]int64{-32 << 10, 2, 16000}; got != want {
+			if want := [3]int64{-32 << 10, 2, 64000}; got != want {
 				t.Errorf("writer pragmas (cache_size, temp_store, wal_autocheckpoint) = %v, want %v", got, want)
 			}
 			// Occupy a pooled reader meanwhile, so a writer drawn from

@@ -9,8 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pith-project/pith/internal/api"
@@ -604,6 +607,52 @@ func (d *Deps) fileContentByID(ctx context.Context, id string) (*ContentResponse
 	return &rs[0], nil
 }
 
+// pathColumn is a unit's relative path as the list orders it: the content
+// row's repo key, which for file units is the path, indexed with the type
+// by content (pulp_type, repo_key). file_content has no index on its path
+// (migration 0072).
+const pathColumn = "c.repo_key"
+
+// pathLookups renders the relative_path lookups on content.repo_key.
+var pathLookups = &api.FilterSet{Filters: []api.Filter{{Name: "relative_path", Column: "repo_key", Kind: api.Text}}}
+
+// pathFilter filters by relative path (api.TextLookups) through content
+// (pulp_type, repo_key), in a subquery: given the type condition beside the
+// list's ORDER BY, SQLite (which has no statistics) would rather walk all
+// units of the type in order than look the paths up.
+func pathFilter(q *api.Query, lookup, v string) error {
+	key := "relative_path"
+	if lookup != "" {
+		key += "__" + lookup
+	}
+	sub := &api.Query{Regex: q.Regex}
+	if _, err := pathLookups.Build(url.Values{key: {v}}, sub); err != nil {
+		return err
+	}
+	cond, args := sub.SQL()
+	// Renumber the subquery's placeholders ($1…) into the list query's.
+	var b strings.Builder
+	for i := 0; i < len(cond); i++ {
+		j := i + 1
+		for j < len(cond) && cond[j] >= '0' && cond[j] <= '9' {
+			j++
+		}
+		if cond[i] != '$' || j == i+1 {
+			b.WriteByte(cond[i])
+			continue
+		}
+		n, _ := strconv.Atoi(cond[i+1 : j])
+		b.WriteString(q.Arg(args[n-1]))
+		i = j - 1
+	}
+	cond = strings.TrimPrefix(b.String(), " WHERE ")
+	if cond == "" {
+		return nil
+	}
+	q.Where("c.id IN (SELECT id FROM content WHERE pulp_type = " + q.Arg(Type) + " AND " + cond + ")")
+	return nil
+}
+
 // contentFilters are Pulp's FileContentFilter plus the common ones.
 func (d *Deps) contentFilters() *api.FilterSet {
 	fs := &api.FilterSet{
@@ -611,13 +660,25 @@ func (d *Deps) contentFilters() *api.FilterSet {
 		Tiebreak:     "c.id DESC",
 		Ordering: map[string]string{
 			"pulp_id": "c.id", "pulp_created": "c.created", "pulp_last_updated": "c.last_updated",
-			"relative_path": "fc.relative_path", "digest": "fc.digest",
+			"relative_path": pathColumn, "digest": "fc.digest",
 		},
 		Filters: []api.Filter{
-			{Name: "relative_path", Column: "fc.relative_path", Kind: api.Text, Doc: "Relative path of the file."},
+			{Name: "relative_path", Kind: api.Custom, Lookups: api.TextLookups, Doc: "Relative path of the file.", Apply: pathFilter},
 			{Name: "digest", Column: "fc.digest", Kind: api.Exact, Doc: "SHA-256 of the file."},
 			{Name: "sha256", Column: "fc.digest", Kind: api.Exact, Lookups: []string{""}, Doc: "SHA-256 of the file."},
 		},
+	}
+	if d.Store.Dialect() == "sqlite" {
+		// No index on file_content (digest) there (migration 0070).
+		for i, f := range fs.Filters {
+			if f.Column == "fc.digest" {
+				lookups := f.Lookups
+				if lookups == nil {
+					lookups = []string{"", "in"} // Exact's default
+				}
+				fs.Filters[i] = api.Filter{Name: f.Name, Kind: api.Custom, Lookups: lookups, Doc: f.Doc, Apply: digestByNaturalKey}
+			}
+		}
 	}
 	fs.Filters = append(fs.Filters, coreapi.ContentVersionFilters()...)
 	fs.Filters = append(fs.Filters,
@@ -630,6 +691,39 @@ func (d *Deps) contentFilters() *api.FilterSet {
 		api.Filter{Name: "pulp_last_updated", Column: "c.last_updated", Kind: api.Time},
 	)
 	return fs
+}
+
+// digestByNaturalKey filters by sha256 (lookups "" and "in") through the
+// units' natural keys, "<digest>:<path>": every unit with a digest is the
+// range [digest+":", digest+";") of the content (pulp_type, natural_key)
+// index. SQLite has no index on file_content (digest): a sync added one
+// scattered entry to it per unit, and this filter was its only reader.
+// SQLite compares text bytewise, so the range is exact; PostgreSQL, whose
+// collation may not be, keeps the index and the plain filter.
+func digestByNaturalKey(q *api.Query, lookup, v string) error {
+	vals := []string{v}
+	if lookup == "in" {
+		vals = vals[:0]
+		for _, x := range strings.Split(v, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				vals = append(vals, x)
+			}
+		}
+	}
+	if len(vals) == 0 {
+		q.Where("1 = 0")
+		return nil
+	}
+	// The ranges go into a subquery: beside an ORDER BY, SQLite would
+	// rather walk content in order than take a multi-index OR of them.
+	ors := make([]string, len(vals))
+	digests := make([]string, len(vals))
+	for i, x := range vals {
+		ors[i] = "(pulp_type = " + q.Arg(Type) + " AND natural_key >= " + q.Arg(x+":") + " AND natural_key < " + q.Arg(x+";") + ")"
+		digests[i] = q.Arg(x)
+	}
+	q.Where("c.id IN (SELECT id FROM content WHERE " + strings.Join(ors, " OR ") + ") AND fc.digest IN (" + strings.Join(digests, ", ") + ")")
+	return nil
 }
 
 // contentIDsIn filters by a comma-separated list of file content hrefs or
@@ -676,6 +770,18 @@ func (d *Deps) listFileContent(c *api.Ctx, fs *api.FilterSet) (any, error) {
 	if !ok {
 		if n, err = d.countFileContent(c, where, args); err != nil {
 			return nil, err
+		}
+	}
+	if strings.Contains(order, pathColumn) {
+		// Ordered by path: the type condition lets the page walk content
+		// (pulp_type, repo_key) in order instead of sorting every unit. The
+		// count above, unfiltered, keeps its maintained total.
+		args = append(slices.Clone(args), Type)
+		cond := "c.pulp_type = $" + strconv.Itoa(len(args))
+		if where == "" {
+			where = " WHERE " + cond
+		} else {
+			where += " AND " + cond
 		}
 	}
 	rows, err := d.queryFileContent(c, where, args, order, limit, offset)

@@ -809,6 +809,39 @@ func TestContentFilters(t *testing.T) {
 	})
 }
 
+// The digest filters match whole digests only. On SQLite they find units
+// by natural key ("<digest>:<path>") ranges, where a value that is a
+// digest's prefix, or a digest followed by ":" and the start of a path,
+// falls inside or next to a unit's range.
+func TestContentDigestFilterExact(t *testing.T) {
+	eachContentEnv(t, func(t *testing.T, e *contentEnv) {
+		colon := e.createFromArtifact("c:d.txt", e.artifact([]byte("5")), "")[0]
+		plain := e.createFromArtifact("e.txt", e.artifact([]byte("6")), "")[0]
+		d5, d6 := contentSHA256([]byte("5")), contentSHA256([]byte("6"))
+		cases := []struct {
+			query string
+			want  []string
+		}{
+			{"digest=" + d5, []string{colon}},
+			{"sha256=" + d6, []string{plain}},
+			{"digest__in=" + d5 + ",%20" + d6 + ",", []string{plain, colon}},
+			{"digest=" + d5 + ":c", nil},
+			{"digest=" + d5[:20], nil},
+			{"sha256=" + strings.ToUpper(d6), nil},
+			{"digest__in=" + d5 + ":c," + d6[:63], nil},
+			{"digest__in=,", nil},
+			{"digest=" + d5 + "&relative_path=c:d.txt", []string{colon}},
+			{"digest=" + d5 + "&relative_path=e.txt", nil},
+		}
+		for _, c := range cases {
+			n, got := e.list(ContentPath + "?" + c.query)
+			if n != len(c.want) || !slices.Equal(got, c.want) {
+				t.Errorf("?%s: count %d %v, want %v", c.query, n, got, c.want)
+			}
+		}
+	})
+}
+
 func TestContentCountIgnoresOtherTypes(t *testing.T) {
 	eachContentEnv(t, func(t *testing.T, e *contentEnv) {
 		e.createFromArtifact("f", e.artifact([]byte("f")), "")
@@ -938,4 +971,37 @@ func TestContentDocument(t *testing.T) {
 			t.Errorf("%s at %q, want %q", id, ops[id], want)
 		}
 	}
+}
+
+// Paths are looked up through content's repo keys in a subquery whose
+// placeholders are renumbered into the list query's: many values, and
+// filters binding arguments after them, find exactly their units.
+func TestContentPathFilterMany(t *testing.T) {
+	eachContentEnv(t, func(t *testing.T, e *contentEnv) {
+		one := e.createFromArtifact("d/one.txt", e.artifact([]byte("7")), "")[0]
+		two := e.createFromArtifact("d/two.txt", e.artifact([]byte("8")), "")[0]
+		var paths []string
+		for i := range 11 {
+			paths = append(paths, fmt.Sprintf("d/none-%d.txt", i))
+		}
+		paths = append(paths, "d/two.txt", "d/one.txt")
+		in := "relative_path__in=" + url.QueryEscape(strings.Join(paths, ","))
+		cases := []struct {
+			query string
+			want  []string
+		}{
+			{in, []string{two, one}},
+			{in + "&digest=" + contentSHA256([]byte("7")), []string{one}},
+			{in + "&digest__in=" + contentSHA256([]byte("8")) + "," + contentSHA256([]byte("9")), []string{two}},
+			{in + "&ordering=-relative_path", []string{two, one}},
+			{"relative_path__startswith=d/&ordering=relative_path", []string{one, two}},
+			{"relative_path=d/one.txt&sha256=" + contentSHA256([]byte("8")), nil},
+		}
+		for _, c := range cases {
+			n, got := e.list(ContentPath + "?" + c.query)
+			if n != len(c.want) || !slices.Equal(got, c.want) {
+				t.Errorf("?%s: count %d %v, want %v", c.query, n, got, c.want)
+			}
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/pith-project/pith/internal/api"
@@ -156,12 +157,15 @@ func (d *Deps) checkOverwrite(ctx context.Context, v *repository.Version, add []
 			ph[j] = fmt.Sprintf("$%d", len(args))
 		}
 		list := strings.Join(ph, ",")
+		args = append(args, Type)
+		// Other units at the same path, found through content (pulp_type,
+		// repo_key): a file unit's repo key is its path.
 		var path string
-		err := d.Store.QueryRow(ctx, `SELECT fo.relative_path FROM file_content fn
-			JOIN file_content fo ON fo.relative_path = fn.relative_path AND fo.content_id <> fn.content_id
-			JOIN repository_content rc ON rc.content_id = fo.content_id AND rc.repository_id = $1
+		err := d.Store.QueryRow(ctx, `SELECT co.repo_key FROM file_content fn
+			JOIN content co ON co.pulp_type = $`+strconv.Itoa(len(args))+` AND co.repo_key = fn.relative_path AND co.id <> fn.content_id
+			JOIN repository_content rc ON rc.content_id = co.id AND rc.repository_id = $1
 			WHERE fn.content_id IN (`+list+`) AND rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2)
-			  AND fo.content_id NOT IN (`+list+`) LIMIT 1`, args...).Scan(&path)
+			  AND co.id NOT IN (`+list+`) LIMIT 1`, args...).Scan(&path)
 		if err == nil {
 			return fmt.Errorf("Cannot create repository version since there are newly added content units that would overwrite existing units with the same relative_path: %s. (PLP0023)", path)
 		}
@@ -201,13 +205,18 @@ func (d *Deps) finishVersion(ctx context.Context, t *tasking.Task, v *repository
 // "a/b" and another at "a/b/c" cannot both be served. Only units added in
 // this version are checked, against the whole version.
 func validateVersion(ctx context.Context, s *store.Store, repoID string, number int) error {
-	member := `EXISTS (SELECT 1 FROM repository_content rc WHERE rc.content_id = f.content_id AND rc.repository_id = $1
+	// Paths are looked up through content (pulp_type, repo_key): a file
+	// unit's repo key is its path.
+	member := `EXISTS (SELECT 1 FROM repository_content rc WHERE rc.content_id = c.id AND rc.repository_id = $1
 		AND rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2))`
 	var prior int
 	if err := s.QueryRow(ctx, `SELECT COUNT(*) FROM repository_content WHERE repository_id = $1 AND version_added < $2 AND (version_removed IS NULL OR version_removed > $2)`, repoID, number).Scan(&prior); err != nil {
 		return err
 	}
 	after := ""
+	// Ancestors already checked, across pages: a sync's new paths share a
+	// few directories, which need checking once per version, not per page.
+	seen := map[string]bool{}
 	for {
 		// Pages follow the index on (repository_id, version_removed,
 		// content_id), so each page reads only its own rows; ordering by
@@ -235,7 +244,6 @@ func validateVersion(ctx context.Context, s *store.Store, repoID string, number 
 			return nil
 		}
 		// Ancestors of new paths that are files in the version.
-		seen := map[string]bool{}
 		var anc []string
 		for _, p := range paths {
 			for i := strings.IndexByte(p, '/'); i > 0; i = nextSlash(p, i) {
@@ -247,14 +255,14 @@ func validateVersion(ctx context.Context, s *store.Store, repoID string, number 
 		}
 		for i := 0; i < len(anc); i += 400 {
 			batch := anc[i:min(i+400, len(anc))]
-			args := []any{repoID, number}
+			args := []any{repoID, number, Type}
 			ph := make([]string, len(batch))
 			for j, a := range batch {
 				args = append(args, a)
 				ph[j] = fmt.Sprintf("$%d", len(args))
 			}
 			var hit string
-			err := s.QueryRow(ctx, `SELECT f.relative_path FROM file_content f WHERE f.relative_path IN (`+strings.Join(ph, ",")+`) AND `+member+` LIMIT 1`, args...).Scan(&hit)
+			err := s.QueryRow(ctx, `SELECT c.repo_key FROM content c WHERE c.pulp_type = $3 AND c.repo_key IN (`+strings.Join(ph, ",")+`) AND `+member+` LIMIT 1`, args...).Scan(&hit)
 			if err == nil {
 				return fmt.Errorf("Repository version validation failed: the path %q overlaps with files below it.", hit)
 			}
@@ -266,8 +274,8 @@ func validateVersion(ctx context.Context, s *store.Store, repoID string, number 
 		if prior > 0 {
 			for _, p := range paths {
 				var hit string
-				err := s.QueryRow(ctx, `SELECT f.relative_path FROM file_content f WHERE f.relative_path LIKE $3 ESCAPE '\' AND `+member+` LIMIT 1`,
-					repoID, number, likePrefix(p+"/")).Scan(&hit)
+				err := s.QueryRow(ctx, `SELECT c.repo_key FROM content c WHERE c.pulp_type = $4 AND c.repo_key LIKE $3 ESCAPE '\' AND `+member+` LIMIT 1`,
+					repoID, number, likePrefix(p+"/"), Type).Scan(&hit)
 				if err == nil {
 					return fmt.Errorf("Repository version validation failed: the path %q overlaps with %q.", p, hit)
 				}

@@ -27,18 +27,23 @@ func (u Unit) NaturalKey() string { return u.Digest + ":" + u.RelativePath }
 // RepoKey is what a newer unit replaces inside a repository: the path.
 func (u Unit) RepoKey() string { return u.RelativePath }
 
-// SaveDetail writes file_content rows for newly created units.
+// fileContentCols are the columns SaveDetail inserts.
+var fileContentCols = []store.Col{{Name: "content_id", Type: "text"}, {Name: "relative_path", Type: "text"}, {Name: "digest", Type: "text"}}
+
+// SaveDetail writes file_content rows for newly created units. It goes
+// through store.InsertRows: anonymous parameters on SQLite (numbered ones
+// cost a linear search each, quadratic in a big statement) and one array
+// per column on PostgreSQL.
 func SaveDetail(ctx context.Context, tx *store.Tx, units []Unit, ids []string) error {
-	for i := 0; i < len(units); i += 300 {
-		end := min(i+300, len(units))
-		var vals []string
-		var args []any
+	const chunk = 500
+	for i := 0; i < len(units); i += chunk {
+		end := min(i+chunk, len(units))
+		rows := make([][]any, 0, end-i)
 		for j := i; j < end; j++ {
-			args = append(args, ids[j], units[j].RelativePath, units[j].Digest)
-			n := len(args)
-			vals = append(vals, fmt.Sprintf("($%d, $%d, $%d)", n-2, n-1, n))
+			rows = append(rows, []any{ids[j], units[j].RelativePath, units[j].Digest})
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO file_content (content_id, relative_path, digest) VALUES `+strings.Join(vals, ","), args...); err != nil {
+		q, args := tx.Store().InsertRows("file_content", fileContentCols, rows, "")
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("file: save content: %w", err)
 		}
 	}

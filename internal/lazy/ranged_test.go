@@ -187,6 +187,35 @@ func (e *env) getTimeout(d time.Duration, path string, hdr ...string) (*http.Res
 // TestLazyRangeFarAheadUsesUpstreamRange: a range far beyond the spool
 // is answered from an upstream range request while the whole fetch is
 // held after its first chunk; the whole artifact is still fetched once
+
+// heldRangeCase serves 6 MiB at path from an upstream in mode whose whole
+// GETs are held until release, routed with the bytes' true digest.
+func heldRangeCase(t *testing.T, s *store.Store, mode, path string) (e *env, u *rangeUpstream, data []byte, sum string, release func()) {
+	t.Helper()
+	e = newEnv(t, s, "")
+	data = blob(6 << 20)
+	u = newRangeUpstream(t, data)
+	u.mode = mode
+	release = u.hold(t, false)
+	src, sum := u.source(path)
+	e.route(path, Request{SHA256: sum, Size: int64(len(data)), Sources: []Source{src}})
+	return e, u, data, sum, release
+}
+
+// rangeAsync starts a GET of bytes [start, end] of path and returns a
+// function that waits for its answer.
+func (e *env) rangeAsync(path string, start, end int) func() (*http.Response, []byte, error) {
+	var resp *http.Response
+	var b []byte
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, b, err = e.getTimeout(20*time.Second, path, "Range", fmt.Sprintf("bytes=%d-%d", start, end))
+	}()
+	return func() (*http.Response, []byte, error) { <-done; return resp, b, err }
+}
+
 // and committed.
 func TestLazyRangeFarAheadUsesUpstreamRange(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
@@ -270,32 +299,16 @@ func TestLazyRangeNearWaitsOnSpool(t *testing.T) {
 // from the spool.
 func TestLazyRangeUpstreamIgnoringRange(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		e := newEnv(t, s, "")
-		data := blob(6 << 20)
-		u := newRangeUpstream(t, data)
-		u.mode = "ignore"
-		release := u.hold(t, false)
-		src, sum := u.source("/noranges")
-		e.route("/noranges", Request{SHA256: sum, Size: int64(len(data)), Sources: []Source{src}})
+		e, u, data, sum, release := heldRangeCase(t, s, "ignore", "/noranges")
 		start, end := 5<<20, 5<<20+4095
-		var wg sync.WaitGroup
-		var resp *http.Response
-		var b []byte
-		var err error
-		wg.Go(func() {
-			resp, b, err = e.getTimeout(20*time.Second, "/noranges", "Range", fmt.Sprintf("bytes=%d-%d", start, end))
-		})
+		wait := e.rangeAsync("/noranges", start, end)
 		waitFor(t, "the range request to be ignored", func() bool { return e.rangeCounter(rangeIgnored) == 1 })
 		// Another far range of the same fetch does not ask again.
-		var resp2 *http.Response
-		var b2 []byte
-		var err2 error
-		wg.Go(func() {
-			resp2, b2, err2 = e.getTimeout(20*time.Second, "/noranges", "Range", fmt.Sprintf("bytes=%d-", start-100))
-		})
+		wait2 := e.rangeAsync("/noranges", start-100, len(data)-1)
 		waitFor(t, "the second client to join", func() bool { return e.counter("requests", "coalesced") == 1 })
 		release()
-		wg.Wait()
+		resp, b, err := wait()
+		resp2, b2, err2 := wait2()
 		if err != nil || resp.StatusCode != 206 || !bytes.Equal(b, data[start:end+1]) ||
 			resp.Header.Get("Content-Range") != fmt.Sprintf("bytes %d-%d/%d", start, end, len(data)) {
 			t.Fatalf("range: %v", err)
@@ -319,24 +332,12 @@ func TestLazyRangeUpstreamIgnoringRange(t *testing.T) {
 // asked is dropped; the client gets the right bytes from the spool.
 func TestLazyRangeWrongContentRangeNotPassedOn(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		e := newEnv(t, s, "")
-		data := blob(6 << 20)
-		u := newRangeUpstream(t, data)
-		u.mode = "shift"
-		release := u.hold(t, false)
-		src, sum := u.source("/shifted")
-		e.route("/shifted", Request{SHA256: sum, Size: int64(len(data)), Sources: []Source{src}})
+		e, _, data, sum, release := heldRangeCase(t, s, "shift", "/shifted")
 		start, end := 5<<20, 5<<20+4095
-		var wg sync.WaitGroup
-		var resp *http.Response
-		var b []byte
-		var err error
-		wg.Go(func() {
-			resp, b, err = e.getTimeout(20*time.Second, "/shifted", "Range", fmt.Sprintf("bytes=%d-%d", start, end))
-		})
+		wait := e.rangeAsync("/shifted", start, end)
 		waitFor(t, "the range response to be rejected", func() bool { return e.rangeCounter(rangeRejected) == 1 })
 		release()
-		wg.Wait()
+		resp, b, err := wait()
 		if err != nil || resp.StatusCode != 206 || !bytes.Equal(b, data[start:end+1]) {
 			t.Fatalf("range: %v", err)
 		}
@@ -353,25 +354,13 @@ func TestLazyRangeWrongContentRangeNotPassedOn(t *testing.T) {
 // that breaks half way is completed from the spool, without a gap.
 func TestLazyRangeBrokenUpstreamRangeContinuesFromSpool(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		e := newEnv(t, s, "")
-		data := blob(6 << 20)
-		u := newRangeUpstream(t, data)
-		u.mode = "die"
-		release := u.hold(t, false)
-		src, sum := u.source("/dies")
-		e.route("/dies", Request{SHA256: sum, Size: int64(len(data)), Sources: []Source{src}})
+		e, _, data, sum, release := heldRangeCase(t, s, "die", "/dies")
 		start, end := 5<<20, 5<<20+199_999
-		var wg sync.WaitGroup
-		var resp *http.Response
-		var b []byte
-		var err error
-		wg.Go(func() {
-			resp, b, err = e.getTimeout(20*time.Second, "/dies", "Range", fmt.Sprintf("bytes=%d-%d", start, end))
-		})
+		wait := e.rangeAsync("/dies", start, end)
 		waitFor(t, "the range response", func() bool { return e.rangeCounter(rangeServed) == 1 })
 		time.Sleep(50 * time.Millisecond) // let it break
 		release()
-		wg.Wait()
+		resp, b, err := wait()
 		if err != nil || resp.StatusCode != 206 || !bytes.Equal(b, data[start:end+1]) {
 			t.Fatalf("range: %v, %d bytes", err, len(b))
 		}
@@ -386,25 +375,13 @@ func TestLazyRangeBrokenUpstreamRangeContinuesFromSpool(t *testing.T) {
 // upstream request is dropped.
 func TestLazyRangeHandsOverToSpool(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		e := newEnv(t, s, "")
-		data := blob(6 << 20)
-		u := newRangeUpstream(t, data)
-		u.mode = "hold"
-		release := u.hold(t, false)
+		e, u, data, sum, release := heldRangeCase(t, s, "hold", "/slow")
 		u.hold(t, true)
-		src, sum := u.source("/slow")
-		e.route("/slow", Request{SHA256: sum, Size: int64(len(data)), Sources: []Source{src}})
 		start, end := 5<<20, 5<<20+999_999
-		var wg sync.WaitGroup
-		var resp *http.Response
-		var b []byte
-		var err error
-		wg.Go(func() {
-			resp, b, err = e.getTimeout(20*time.Second, "/slow", "Range", fmt.Sprintf("bytes=%d-%d", start, end))
-		})
+		wait := e.rangeAsync("/slow", start, end)
 		waitFor(t, "the range response", func() bool { return e.rangeCounter(rangeServed) == 1 })
 		release() // the whole fetch runs; the ranged one stays held
-		wg.Wait()
+		resp, b, err := wait()
 		if err != nil || resp.StatusCode != 206 || !bytes.Equal(b, data[start:end+1]) {
 			t.Fatalf("range: %v, %d bytes", err, len(b))
 		}

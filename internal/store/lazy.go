@@ -37,20 +37,29 @@ type LazySource struct {
 	RemoteStamp int64
 }
 
+// The remote artifacts of content artifact $1 and whether each is from
+// the current remote of repository $2, for LazySources and LazyPlan.
+const (
+	lazySourceColumns = `ra.id, ra.remote_id, r.policy, ra.url, COALESCE(ra.size, -1), COALESCE(ra.sha256, ''),
+			COALESCE(rp.remote_id = ra.remote_id, FALSE), COALESCE(ra.failed_at, 0), r.last_updated`
+	lazySourceFrom = ` FROM remote_artifacts ra JOIN remotes r ON r.id = ra.remote_id
+		LEFT JOIN repositories rp ON rp.id = $2
+		WHERE ra.content_artifact_id = $1`
+	// lazySourceAllowed: repository $2 may fetch through the remote (its
+	// current one, or one that synced into it).
+	lazySourceAllowed = `(rp.remote_id = ra.remote_id OR EXISTS (SELECT 1 FROM repository_remotes rr
+			WHERE rr.repository_id = $2 AND rr.remote_id = ra.remote_id))`
+)
+
 // LazySources lists where the content artifact's bytes may be fetched,
 // best first.
 // With repositoryID set only the repository's current remote and remotes
 // that synced into it qualify; "" allows every remote (Pulp's domain-wide
 // behaviour).
 func (s *Store) LazySources(ctx context.Context, contentArtifactID, repositoryID string) ([]LazySource, error) {
-	q := `SELECT ra.id, ra.remote_id, r.policy, ra.url, COALESCE(ra.size, -1), COALESCE(ra.sha256, ''),
-			COALESCE(rp.remote_id = ra.remote_id, FALSE), COALESCE(ra.failed_at, 0), r.last_updated
-		FROM remote_artifacts ra JOIN remotes r ON r.id = ra.remote_id
-		LEFT JOIN repositories rp ON rp.id = $2
-		WHERE ra.content_artifact_id = $1`
+	q := `SELECT ` + lazySourceColumns + lazySourceFrom
 	if repositoryID != "" {
-		q += ` AND (rp.remote_id = ra.remote_id OR EXISTS (SELECT 1 FROM repository_remotes rr
-			WHERE rr.repository_id = $2 AND rr.remote_id = ra.remote_id))`
+		q += ` AND ` + lazySourceAllowed
 	}
 	q += ` ORDER BY 7 DESC, ra.created, ra.id`
 	rows, err := s.Query(ctx, q, contentArtifactID, repositoryID)
@@ -105,18 +114,13 @@ func (s *Store) LazyPlan(ctx context.Context, contentArtifactID, repositoryID st
 func lazyPlanQuery(repositoryID string) string {
 	allowed := `TRUE`
 	if repositoryID != "" {
-		allowed = `COALESCE(rp.remote_id = ra.remote_id OR EXISTS (SELECT 1 FROM repository_remotes rr
-			WHERE rr.repository_id = $2 AND rr.remote_id = ra.remote_id), FALSE)`
+		allowed = `COALESCE(` + lazySourceAllowed + `, FALSE)`
 	}
 	// Two kinds of rows, each in its own order: the repository's (its own
 	// remote first, then the oldest), then the ACSs' (never failed first,
 	// then the oldest).
-	return `SELECT 0, ra.id, ra.remote_id, r.policy, ra.url, COALESCE(ra.size, -1), COALESCE(ra.sha256, ''),
-			COALESCE(rp.remote_id = ra.remote_id, FALSE), COALESCE(ra.failed_at, 0), r.last_updated, ` + allowed + `,
-			CASE WHEN COALESCE(rp.remote_id = ra.remote_id, FALSE) THEN 0 ELSE 1 END, ra.created
-		FROM remote_artifacts ra JOIN remotes r ON r.id = ra.remote_id
-		LEFT JOIN repositories rp ON rp.id = $2
-		WHERE ra.content_artifact_id = $1
+	return `SELECT 0, ` + lazySourceColumns + `, ` + allowed + `,
+			CASE WHEN COALESCE(rp.remote_id = ra.remote_id, FALSE) THEN 0 ELSE 1 END, ra.created` + lazySourceFrom + `
 		UNION ALL
 		SELECT 1, ra.id, ra.remote_id, r.policy, ra.url, COALESCE(ra.size, -1), COALESCE(ra.sha256, ''),
 			FALSE, COALESCE(ra.failed_at, 0), r.last_updated, TRUE, COALESCE(ra.failed_at, 0), ra.created` + acsSourceFrom + `

@@ -116,6 +116,16 @@ func (h *Handler) fetchLazy(w http.ResponseWriter, r *http.Request, req lazy.Req
 	if errors.As(err, &na) {
 		return notFound("404: " + na.Reason)
 	}
+	return lazyClosing(w, err)
+}
+
+// lazyClosing turns the fetcher's shutdown into a 503 that clients (and
+// load balancers) retry elsewhere, rather than a 500.
+func lazyClosing(w http.ResponseWriter, err error) error {
+	if errors.Is(err, lazy.ErrClosed) {
+		w.Header().Set("Retry-After", "1")
+		return &httpError{code: http.StatusServiceUnavailable, msg: "503: The content server is shutting down."}
+	}
 	return err
 }
 

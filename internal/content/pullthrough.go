@@ -87,7 +87,7 @@ func (h *Handler) servePullThrough(w http.ResponseWriter, r *http.Request, d *di
 		}
 		return notFound("404: " + na.Reason)
 	}
-	return err
+	return lazyClosing(w, err)
 }
 
 func (h *Handler) missed(key string) bool {

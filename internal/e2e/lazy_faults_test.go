@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -453,6 +454,51 @@ func TestLazyClientLeavesAtTenPercent(t *testing.T) {
 // TestLazyRangeOnUncachedCommitsWhole: a Range request on uncached
 // content gets its 206 while the whole artifact is fetched once and
 // committed.
+// TestLazyShutdownLetsFetchLand: SIGTERM while an on_demand fetch goes on
+// without clients waits for it, so its artifact is committed rather than
+// lost with the spool, and after a restart the file is a local hit.
+func TestLazyShutdownLetsFetchLand(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		data := randBytes(1 << 20)
+		up := newFaultyUpstream(t, map[string][]byte{"d.iso": data})
+		faultyRepo(t, p, "sd", up, "on_demand")
+		gate := up.hold("d.iso")
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", p.base+"/pulp/content/sd/d.iso", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		resp.Body.Close()
+
+		p.signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+			t.Fatalf("pith exited with a fetch in flight:\n%s", p.log.String())
+		case <-time.After(500 * time.Millisecond):
+		}
+		close(gate)
+		p.waitExit(20 * time.Second)
+		if left := spoolLeft(t, p); len(left) != 0 {
+			t.Fatalf("temp files left after shutdown: %v", left)
+		}
+		p.start()
+		if artifactOf(t, p, "d.iso") == "" {
+			t.Fatal("the fetch in flight at shutdown was not committed")
+		}
+		if got := p.get("/pulp/content/sd/d.iso"); got.code != 200 || !bytes.Equal(got.body, data) {
+			t.Fatalf("after restart: %d, %d bytes", got.code, len(got.body))
+		}
+		if n := up.count("d.iso"); n != 1 {
+			t.Fatalf("upstream requests = %d, want 1", n)
+		}
+	})
+}
+
 func TestLazyRangeOnUncachedCommitsWhole(t *testing.T) {
 	backends(t, func(t *testing.T, p *instance) {
 		data := randBytes(1 << 20)

@@ -94,7 +94,15 @@ type Fetcher struct {
 	// about lazy content: artifacts committed or found stored, sources
 	// cooled down.
 	epoch atomic.Uint64
+	// flying counts leaders; Close waits for it. closed (under mu) stops
+	// new fetches.
+	flying sync.WaitGroup
+	closed bool
 }
+
+// ErrClosed is returned by Serve for uncached content once Close has
+// begun: the process is shutting down.
+var ErrClosed = errors.New("lazy: the content server is shutting down")
 
 // New returns a Fetcher.
 func New(cfg Config) *Fetcher {
@@ -222,6 +230,12 @@ func (f *Fetcher) Epoch() uint64 { return f.epoch.Load() }
 func (f *Fetcher) join(req Request) (fl *flight, leader bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.closed {
+		fl = newFlight(f, req)
+		fl.clients = 1
+		fl.fail(ErrClosed)
+		return fl, false
+	}
 	if fl := f.flights[req.key()]; fl != nil {
 		fl.mu.Lock()
 		// A failed fetch is not joined: this request tries afresh. Nor is
@@ -238,7 +252,34 @@ func (f *Fetcher) join(req Request) (fl *flight, leader bool) {
 	fl = newFlight(f, req)
 	fl.clients = 1
 	f.flights[req.key()] = fl
+	f.flying.Add(1) // done when fly returns
 	return fl, true
+}
+
+// Close stops new fetches and waits for those in flight to land, so an
+// on_demand fetch whose clients have all left still commits its artifact
+// and cleans its spool before the process exits. When ctx ends first, the
+// fetches left are canceled (discarding what they spooled) and Close
+// returns ctx's error once they have cleaned up. Serve must not be running
+// when Close returns: call it after the HTTP server's Shutdown.
+func (f *Fetcher) Close(ctx context.Context) error {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	landed := make(chan struct{})
+	go func() { f.flying.Wait(); close(landed) }()
+	select {
+	case <-landed:
+		return nil
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	for _, fl := range f.flights {
+		fl.cancel(ErrClosed)
+	}
+	f.mu.Unlock()
+	<-landed
+	return fmt.Errorf("lazy: close: %w", ctx.Err())
 }
 
 // land removes a finished flight so later requests start afresh (or find
@@ -258,6 +299,7 @@ func (f *Fetcher) land(fl *flight) {
 // fly is the leader: it finds a source, streams it into the spool and
 // verifies and (for on_demand) commits it.
 func (f *Fetcher) fly(fl *flight) {
+	defer f.flying.Done()
 	defer f.land(fl)
 	defer close(fl.landedCh)
 	ctx := fl.ctx

@@ -169,6 +169,16 @@ func newEnvOn(t testing.TB, s *store.Store, be *fs.Backend, dir, owner string) *
 	}
 	e.f = New(Config{Store: s, Storage: be, Owner: owner, Log: slog.New(slog.DiscardHandler), Registry: e.reg,
 		Downloaders: func(context.Context, string, int64) (*download.Downloader, error) { return dl, nil }})
+	// Registered before the server's Close, so it runs after it (and
+	// before storage and the store close): a fetch outliving its clients
+	// lands first, as at a process's shutdown.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.f.Close(ctx); err != nil {
+			t.Errorf("fetcher close: %v", err)
+		}
+	})
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		req, ok := e.reqs[r.URL.Path]
@@ -568,6 +578,102 @@ func TestOnDemandFetchOutlivesItsOnlyClient(t *testing.T) {
 			t.Fatal("on_demand fetch stopped with its client")
 		}
 		e.settled()
+	})
+}
+
+// readAndLeave reads n bytes of path and disconnects.
+func (e *env) readAndLeave(path string, n int) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, n)); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// Close waits for an on_demand fetch that has no client left, so it is
+// committed before the process exits; afterwards Serve refuses.
+func TestCloseLetsFetchesLand(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnv(t, s, "")
+		u := newUpstream(t)
+		data := blob(1 << 20)
+		src, sum := u.add("/f", data)
+		req := Request{SHA256: sum, Size: int64(len(data)), Sources: []Source{src}}
+		e.route("/f", req)
+		u.gate = make(chan struct{})
+		e.readAndLeave("/f", 1000)
+
+		closed := make(chan error, 1)
+		go func() { closed <- e.f.Close(context.Background()) }()
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned (%v) while a fetch was still in flight", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if e.stored(sum) {
+			t.Fatal("stored before the upstream sent the rest")
+		}
+		close(u.gate)
+		if err := <-closed; err != nil {
+			t.Fatalf("Close = %v", err)
+		}
+		if !e.stored(sum) {
+			t.Fatal("Close returned before the fetch committed")
+		}
+		if tmp := e.tempFiles(); len(tmp) != 0 {
+			t.Fatalf("temp files left: %v", tmp)
+		}
+
+		// A request arriving after Close gets ErrClosed, not a fetch.
+		_, other := u.add("/g", blob(4096))
+		rr := httptest.NewRecorder()
+		err := e.f.Serve(rr, httptest.NewRequest("GET", "/g", nil), Request{SHA256: other, Size: 4096, Sources: []Source{src}})
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Serve after Close = %v, want ErrClosed", err)
+		}
+		if n := u.n("/g"); n != 0 {
+			t.Fatalf("upstream saw %d requests after Close", n)
+		}
+	})
+}
+
+// Past Close's deadline the fetches left are canceled: nothing stored,
+// no spool left, the upstream request dropped.
+func TestCloseCancelsAtDeadline(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnv(t, s, "")
+		u := newUpstream(t)
+		data := blob(1 << 20)
+		src, sum := u.add("/f", data)
+		e.route("/f", Request{SHA256: sum, Size: int64(len(data)), Sources: []Source{src}})
+		u.gate = make(chan struct{}) // never opened
+		e.readAndLeave("/f", 1000)
+
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if err := e.f.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close = %v, want a deadline error", err)
+		}
+		if e.stored(sum) {
+			t.Fatal("a canceled fetch was stored")
+		}
+		if tmp := e.tempFiles(); len(tmp) != 0 {
+			t.Fatalf("temp files left: %v", tmp)
+		}
+		for range 200 {
+			if u.canceled.Load() > 0 {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("the upstream request was not dropped")
 	})
 }
 

@@ -61,6 +61,7 @@ func (f *Fetcher) followRemote(ctx context.Context, fl *flight) bool {
 		}
 		if ok {
 			fl.leased = true
+			f.flying.Add(1) // within fly's own count, so before any Wait ends
 			go f.renewLease(fl)
 			return false
 		}
@@ -164,6 +165,7 @@ func (f *Fetcher) publishLease(ctx context.Context, fl *flight, spool string) {
 
 // renewLease extends the lease until the flight lands.
 func (f *Fetcher) renewLease(fl *flight) {
+	defer f.flying.Done()
 	t := time.NewTicker(leaseTTL / 3)
 	defer t.Stop()
 	for {

@@ -57,9 +57,12 @@ type Server struct {
 	reg     *prometheus.Registry
 	// pullThrough records content fetched by pull-through distributions.
 	pullThrough *file.PullThrough
-	handler     http.Handler
-	lock        *os.File
-	name        string
+	// lazy fetches uncached content for the content app; Run lets its
+	// fetches land before returning.
+	lazy    *lazy.Fetcher
+	handler http.Handler
+	lock    *os.File
+	name    string
 
 	mu      sync.Mutex
 	httpSrv *http.Server
@@ -223,11 +226,12 @@ func New(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger,
 		if rangeAhead == 0 {
 			rangeAhead = -1 // the flag's 0 is "never"; lazy.Config's is "default"
 		}
-		ch.Lazy = lazy.New(lazy.Config{Store: st, Storage: be, Cooldown: cfg.LazyCooldown, FetchTimeout: cfg.LazyFetchTimeout,
+		s.lazy = lazy.New(lazy.Config{Store: st, Storage: be, Cooldown: cfg.LazyCooldown, FetchTimeout: cfg.LazyFetchTimeout,
 			CacheControl: cfg.ContentCacheControl, RangeAhead: rangeAhead, Owner: owner, Log: log, Registry: s.reg,
 			Downloaders: lazy.RemoteDownloaders(st, func(r *store.Remote) download.Config {
 				return file.DownloadConfig(r, cfg.AllowedImportPaths)
 			})})
+		ch.Lazy = s.lazy
 		mux.Handle(cfg.ContentPathPrefix, ch)
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
@@ -313,6 +317,13 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	if s.lazy != nil {
+		// An on_demand fetch whose clients left still commits, within the
+		// same deadline; past it, it is canceled and its spool removed.
+		if err := s.lazy.Close(sctx); err != nil {
+			s.log.Warn("lazy fetches canceled at shutdown", "err", err)
+		}
 	}
 	return nil
 }

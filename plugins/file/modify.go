@@ -220,9 +220,11 @@ func validateVersion(ctx context.Context, s *store.Store, repoID string, number 
 	for {
 		// Pages follow the index on (repository_id, version_removed,
 		// content_id), so each page reads only its own rows; ordering by
-		// path would sort every new unit again for each page.
+		// path would sort every new unit again for each page. The bound is
+		// given for f too: PostgreSQL's merge join does not carry it across
+		// the join, and would read file_content from its start every page.
 		rows, err := s.Query(ctx, `SELECT rc.content_id, f.relative_path FROM repository_content rc JOIN file_content f ON f.content_id = rc.content_id
-			WHERE rc.repository_id = $1 AND rc.version_removed IS NULL AND rc.content_id > $3 AND rc.version_added = $2
+			WHERE rc.repository_id = $1 AND rc.version_removed IS NULL AND rc.content_id > $3 AND f.content_id > $3 AND rc.version_added = $2
 			ORDER BY rc.content_id LIMIT 500`, repoID, number, after)
 		if err != nil {
 			return err

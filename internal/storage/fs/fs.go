@@ -64,6 +64,8 @@ type Backend struct {
 	dirMu sync.Mutex
 	dirs  map[string]*os.File
 	extra []*os.File
+	// closed is set by Close; a commit racing it gets an error.
+	closed bool
 	// link is linkNamed; tests replace it to act as a filesystem without
 	// hard links.
 	link func(tmpName string, dir *os.File, base string) error
@@ -128,7 +130,7 @@ func (b *Backend) Close() error {
 	for _, f := range b.extra {
 		f.Close()
 	}
-	b.dirs, b.extra = nil, nil
+	b.dirs, b.extra, b.closed = nil, nil, true
 	b.dirMu.Unlock()
 	b.tmp.Close()
 	return b.root.Close()

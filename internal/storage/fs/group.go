@@ -264,8 +264,20 @@ func (b *Backend) openDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	return b.keepDir(dir, f)
+}
+
+// keepDir keeps f open as dir for later commits, or returns the copy
+// another commit kept first. After Close it closes f and fails: a commit
+// that raced Close (say, a lazy fetch finishing during shutdown) gets an
+// error rather than writing into the released map.
+func (b *Backend) keepDir(dir string, f *os.File) (*os.File, error) {
 	b.dirMu.Lock()
 	defer b.dirMu.Unlock()
+	if b.closed {
+		f.Close()
+		return nil, fmt.Errorf("storage: open %s: %w", dir, os.ErrClosed)
+	}
 	if old := b.dirs[dir]; old != nil {
 		f.Close()
 		return old, nil

@@ -295,3 +295,28 @@ func TestCommitAfterDirectoryPruned(t *testing.T) {
 		}
 	})
 }
+
+// A commit that opened its directory just before Close, and keeps it just
+// after, gets an error; it used to write into the map Close released and
+// panic (seen as a rare crash of a lazy fetch outliving its test).
+func TestKeepDirAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	b, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, artifactDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.keepDir(artifactDir+"/ab", f)
+	if !errors.Is(err, os.ErrClosed) || got != nil {
+		t.Fatalf("keepDir after Close = %v, %v; want nil, os.ErrClosed", got, err)
+	}
+	if err := f.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("the directory was left open: Close = %v", err)
+	}
+}

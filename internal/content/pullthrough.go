@@ -53,9 +53,12 @@ func (h *Handler) servePullThrough(w http.ResponseWriter, r *http.Request, d *di
 	}
 	var artID, sha sql.NullString
 	var size int64
-	err = h.Store.QueryRow(ctx, `SELECT ca.artifact_id, ra.sha256, COALESCE(ra.size, -1) FROM remote_artifacts ra
-		JOIN content_artifacts ca ON ca.id = ra.content_artifact_id
-		WHERE ra.remote_id = $1 AND ra.url = $2 ORDER BY ca.artifact_id IS NULL LIMIT 1`, remote.ID, url).Scan(&artID, &sha, &size)
+	// A unit this remote described at url has rel as its path (the URL is
+	// the remote's base joined with it, in sync and here alike), so the
+	// path's index finds it; remote_artifacts has no index on url.
+	err = h.Store.QueryRow(ctx, `SELECT ca.artifact_id, ra.sha256, COALESCE(ra.size, -1) FROM content_artifacts ca
+		JOIN remote_artifacts ra ON ra.content_artifact_id = ca.id
+		WHERE ca.relative_path = $3 AND ra.remote_id = $1 AND ra.url = $2 ORDER BY ca.artifact_id IS NULL LIMIT 1`, remote.ID, url, rel).Scan(&artID, &sha, &size)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		size = -1

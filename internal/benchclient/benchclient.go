@@ -1,5 +1,6 @@
-// Package benchclient is the timing HTTP client the benchmarks share: it
-// measures time to first body byte and to the end of a GET.
+// Package benchclient is what the benchmarks share: a timing HTTP client,
+// which measures time to first body byte and to the end of a GET, and a
+// paced upstream, which serves a file at a set bandwidth.
 package benchclient
 
 import (

@@ -25,20 +25,15 @@ package e2e
 // clear_refs, minus VmRSS before), not the benchmark's.
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,87 +46,33 @@ import (
 	"github.com/pith-project/pith/internal/store/storetest"
 )
 
-// rateUpstream serves a PULP_MANIFEST and one file from disk at a fixed
-// bandwidth (a mirror's shape: a first byte soon, then a steady rate).
+// rateUpstream serves a PULP_MANIFEST and, at /repo/big.iso, a paced
+// file; its Requests count only requests for the file (what pith fetches
+// lazily), not the manifest's.
 type rateUpstream struct {
 	*httptest.Server
-	path     string
-	size     int64
-	sum      string
-	rate     atomic.Int64 // bytes per second
-	requests atomic.Int64 // GETs of the file
+	*benchclient.PacedFile
 }
 
 func newRateUpstream(b *testing.B, size int64) *rateUpstream {
 	b.Helper()
-	p := filepath.Join(b.TempDir(), "big.iso")
-	f, err := os.Create(p)
+	f, err := benchclient.NewPacedFile(b.TempDir(), size)
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := sha256.New()
-	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
-	r := rand.New(rand.NewPCG(uint64(size), 5))
-	block := make([]byte, 1<<20)
-	for n := int64(0); n < size; n += int64(len(block)) {
-		for i := 0; i < len(block); i += 8 {
-			v := r.Uint64()
-			for j := 0; j < 8; j++ {
-				block[i+j] = byte(v >> (8 * j))
-			}
+	u := &rateUpstream{PacedFile: f}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/repo/PULP_MANIFEST":
+			fmt.Fprintf(w, "big.iso,%s,%d\n", f.SHA256, f.Size)
+		case "/repo/big.iso":
+			f.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
 		}
-		w.Write(block[:min(int64(len(block)), size-n)])
-	}
-	if err := w.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
-	u := &rateUpstream{path: p, size: size, sum: hex.EncodeToString(h.Sum(nil))}
-	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
+	}))
 	b.Cleanup(u.Close)
 	return u
-}
-
-func (u *rateUpstream) serve(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/repo/PULP_MANIFEST":
-		fmt.Fprintf(w, "big.iso,%s,%d\n", u.sum, u.size)
-		return
-	case "/repo/big.iso":
-	default:
-		http.NotFound(w, r)
-		return
-	}
-	u.requests.Add(1)
-	f, err := os.Open(u.path)
-	if err != nil {
-		http.Error(w, err.Error(), 500)
-		return
-	}
-	defer f.Close()
-	rate := u.rate.Load()
-	w.Header().Set("Content-Length", strconv.FormatInt(u.size, 10))
-	w.WriteHeader(200)
-	// Paced in 64 KiB slices: each leaves when the rate allows it.
-	start := time.Now()
-	buf := make([]byte, 64<<10)
-	var sent int64
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			if due := start.Add(time.Duration(float64(sent) / float64(rate) * float64(time.Second))); time.Until(due) > 0 {
-				time.Sleep(time.Until(due))
-			}
-			if _, err := w.Write(buf[:n]); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			sent += int64(n)
-		}
-		if err != nil {
-			return
-		}
-	}
 }
 
 // benchPith is a `pith serve` process for benchmarks.
@@ -319,7 +260,7 @@ func BenchmarkLazyColdFetch(b *testing.B) {
 	for _, be := range storetest.Backends() {
 		b.Run(be.Name, func(b *testing.B) {
 			up := newRateUpstream(b, size)
-			up.rate.Store(rate)
+			up.Rate.Store(rate)
 			p := startBenchPith(b, be.URL(b))
 			repo := p.lazySetup(up)
 			url := p.base + "/pulp/content/lazy/big.iso"
@@ -328,19 +269,19 @@ func BenchmarkLazyColdFetch(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				up.requests.Store(0)
+				up.Requests.Store(0)
 				p.warm(p.warmURL(url))
 				t1, tot1, got, err := benchclient.TimedGet(c, up.URL+"/repo/big.iso", true)
-				if err != nil || got != up.sum {
+				if err != nil || got != up.SHA256 {
 					b.Fatalf("direct: %v", err)
 				}
 				b.StartTimer()
 				t2, tot2, got, err := benchclient.TimedGet(c, url, true)
 				b.StopTimer()
-				if err != nil || got != up.sum {
+				if err != nil || got != up.SHA256 {
 					b.Fatalf("pith: %v (%s)", err, p.log)
 				}
-				if n := up.requests.Load(); n != 2 {
+				if n := up.Requests.Load(); n != 2 {
 					b.Fatalf("upstream requests = %d, want 2 (direct and pith)", n)
 				}
 				p.committed()
@@ -377,7 +318,7 @@ func BenchmarkLazyHerd(b *testing.B) {
 	for _, be := range storetest.Backends() {
 		b.Run(be.Name, func(b *testing.B) {
 			up := newRateUpstream(b, size)
-			up.rate.Store(rate)
+			up.Rate.Store(rate)
 			p := startBenchPith(b, be.URL(b))
 			repo := p.lazySetup(up)
 			url := p.base + "/pulp/content/lazy/big.iso"
@@ -389,12 +330,12 @@ func BenchmarkLazyHerd(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				up.requests.Store(0)
+				up.Requests.Store(0)
 				dTTFB, dTotal, got, err := benchclient.TimedGet(c, up.URL+"/repo/big.iso", true)
-				if err != nil || got != up.sum {
+				if err != nil || got != up.SHA256 {
 					b.Fatalf("direct: %v", err)
 				}
-				up.requests.Store(0)
+				up.Requests.Store(0)
 				p.warm(p.warmURL(url))
 				os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 				base := procKB(pid, "VmRSS")
@@ -407,7 +348,7 @@ func BenchmarkLazyHerd(b *testing.B) {
 					wg.Go(func() {
 						// Every tenth client checks the digest, the rest the size.
 						hash := j%10 == 0
-						want := up.sum
+						want := up.SHA256
 						if !hash {
 							want = strconv.FormatInt(size, 10)
 						}
@@ -424,7 +365,7 @@ func BenchmarkLazyHerd(b *testing.B) {
 				if n := failed.Load(); n > 0 {
 					b.Fatalf("%d clients got a bad body", n)
 				}
-				if n := up.requests.Load(); n != 1 {
+				if n := up.Requests.Load(); n != 1 {
 					b.Fatalf("upstream requests = %d, want 1", n)
 				}
 				p.committed()

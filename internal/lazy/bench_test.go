@@ -1,15 +1,10 @@
 package lazy
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -27,81 +22,18 @@ import (
 	"github.com/pith-project/pith/internal/store/storetest"
 )
 
-// benchUpstream serves one file from disk at a fixed bandwidth (the
-// shape of a remote mirror: latency to the first byte, then a steady
-// rate), counting requests.
-type benchUpstream struct {
-	*httptest.Server
-	path     string
-	size     int64
-	rate     int64 // bytes per second
-	requests atomic.Int64
-}
-
-func newBenchUpstream(b *testing.B, size, rate int64) *benchUpstream {
+// newBenchUpstream serves a paced file of size bytes at rate bytes/s on
+// every path (the Fetcher is given its URL + "/f"), counting every request.
+func newBenchUpstream(b *testing.B, size, rate int64) (up *benchclient.PacedFile, url string) {
 	b.Helper()
-	p := filepath.Join(b.TempDir(), "blob")
-	f, err := os.Create(p)
+	up, err := benchclient.NewPacedFile(b.TempDir(), size)
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	block := blob(1 << 20)
-	for n := int64(0); n < size; n += int64(len(block)) {
-		block[0]++ // no two blocks alike
-		w.Write(block[:min(int64(len(block)), size-n)])
-	}
-	if err := w.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
-	u := &benchUpstream{path: p, size: size, rate: rate}
-	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
-	b.Cleanup(u.Close)
-	return u
-}
-
-func (u *benchUpstream) serve(w http.ResponseWriter, r *http.Request) {
-	u.requests.Add(1)
-	f, err := os.Open(u.path)
-	if err != nil {
-		http.Error(w, err.Error(), 500)
-		return
-	}
-	defer f.Close()
-	w.Header().Set("Content-Length", strconv.FormatInt(u.size, 10))
-	w.WriteHeader(200)
-	// Paced in 64 KiB slices: each slice leaves when the rate allows it.
-	start := time.Now()
-	buf := make([]byte, 64<<10)
-	var sent int64
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			if due := start.Add(time.Duration(float64(sent) / float64(u.rate) * float64(time.Second))); time.Until(due) > 0 {
-				time.Sleep(time.Until(due))
-			}
-			if _, err := w.Write(buf[:n]); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			sent += int64(n)
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (u *benchUpstream) sha256(b *testing.B) string {
-	f, err := os.Open(u.path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	io.Copy(h, f)
-	return hex.EncodeToString(h.Sum(nil))
+	up.Rate.Store(rate)
+	srv := httptest.NewServer(up)
+	b.Cleanup(srv.Close)
+	return up, srv.URL
 }
 
 // timedGet fetches url, returning the time to the first body byte and to
@@ -170,15 +102,15 @@ func BenchmarkColdFetch(b *testing.B) {
 
 func benchColdFetch(b *testing.B, s *store.Store, size, rate int64) {
 	{
-		up := newBenchUpstream(b, size, rate)
-		sum := up.sha256(b)
+		up, upURL := newBenchUpstream(b, size, rate)
+		sum := up.SHA256
 		c := &http.Client{}
 		var dTTFB, pTTFB, dTotal, pTotal time.Duration
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			e := newEnv(b, s, "")
-			e.route("/f", Request{SHA256: sum, Size: size, Sources: []Source{{RemoteArtifactID: "ra", URL: up.URL + "/f"}}})
-			t1, tot1, got, err := timedGet(c, up.URL+"/f")
+			e.route("/f", Request{SHA256: sum, Size: size, Sources: []Source{{RemoteArtifactID: "ra", URL: upURL + "/f"}}})
+			t1, tot1, got, err := timedGet(c, upURL+"/f")
 			if err != nil || got != sum {
 				b.Fatalf("direct: %v", err)
 			}
@@ -236,8 +168,8 @@ func BenchmarkHerd(b *testing.B) {
 
 func benchHerd(b *testing.B, s *store.Store, size, rate int64, clients int) {
 	{
-		up := newBenchUpstream(b, size, rate)
-		sum := up.sha256(b)
+		up, upURL := newBenchUpstream(b, size, rate)
+		sum := up.SHA256
 		tr := &http.Transport{MaxIdleConnsPerHost: clients}
 		c := &http.Client{Transport: tr}
 		var worstP99, worstLastRatio, dTTFBsum float64
@@ -245,12 +177,12 @@ func benchHerd(b *testing.B, s *store.Store, size, rate int64, clients int) {
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			e := newEnv(b, s, "")
-			e.route("/f", Request{SHA256: sum, Size: size, Sources: []Source{{RemoteArtifactID: "ra", URL: up.URL + "/f"}}})
-			dTTFB, dTotal, got, err := timedGet(c, up.URL+"/f")
+			e.route("/f", Request{SHA256: sum, Size: size, Sources: []Source{{RemoteArtifactID: "ra", URL: upURL + "/f"}}})
+			dTTFB, dTotal, got, err := timedGet(c, upURL+"/f")
 			if err != nil || got != sum {
 				b.Fatalf("direct: %v", err)
 			}
-			up.requests.Store(0)
+			up.Requests.Store(0)
 			resetPeak()
 			base := procStatusKB("VmRSS")
 			b.StartTimer()
@@ -279,7 +211,7 @@ func benchHerd(b *testing.B, s *store.Store, size, rate int64, clients int) {
 			if failed.Load() > 0 {
 				b.Fatalf("%d clients got a bad body", failed.Load())
 			}
-			if n := up.requests.Load(); n != 1 {
+			if n := up.Requests.Load(); n != 1 {
 				b.Fatalf("upstream requests = %d, want 1", n)
 			}
 			if !e.waitStored(sum) {

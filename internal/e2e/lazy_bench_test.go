@@ -17,15 +17,20 @@ package e2e
 // single-flight fetch, spooling, verification and commit. Before each
 // iteration a HEAD of the file warms the server (routing, connections, and
 // the lookups of the file's path and sources, which the content app keeps
-// a few seconds); with PITH_BENCH_LAZY_WARM=route the HEAD is of the
-// repository's PULP_MANIFEST instead, so the GET also pays the lookups of
-// a path nobody asked for before. Between
+// a few seconds); with PITH_BENCH_LAZY_WARM=other the HEAD is of another
+// on_demand file of the repository, so the GET pays the lookups of a path
+// nobody asked for before on a server whose connections have run them;
+// with PITH_BENCH_LAZY_WARM=route the HEAD is of the repository's
+// PULP_MANIFEST, so the GET is also the first lazy request of a fresh
+// process (its database connections have never run those lookups). Between
 // iterations repositories/reclaim_space/ drops the committed artifact, so
 // every iteration is cold. RSS is the server process's own (VmHWM after
 // clear_refs, minus VmRSS before), not the benchmark's.
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -65,6 +70,9 @@ func newRateUpstream(b *testing.B, size int64) *rateUpstream {
 		switch r.URL.Path {
 		case "/repo/PULP_MANIFEST":
 			fmt.Fprintf(w, "big.iso,%s,%d\n", f.SHA256, f.Size)
+			fmt.Fprintf(w, "other.iso,%s,%d\n", otherSHA256, len(otherFile))
+		case "/repo/other.iso":
+			w.Write(otherFile)
 		case "/repo/big.iso":
 			f.ServeHTTP(w, r)
 		default:
@@ -74,6 +82,12 @@ func newRateUpstream(b *testing.B, size int64) *rateUpstream {
 	b.Cleanup(u.Close)
 	return u
 }
+
+// otherFile is a second on_demand file of the benchmark repository, for
+// PITH_BENCH_LAZY_WARM=other; it is never fetched, only asked with HEAD.
+var otherFile = []byte("another file of the repository\n")
+
+var otherSHA256 = func() string { h := sha256.Sum256(otherFile); return hex.EncodeToString(h[:]) }()
 
 // benchPith is a `pith serve` process for benchmarks.
 type benchPith struct {
@@ -193,10 +207,14 @@ func (p *benchPith) committed() {
 }
 
 // warmURL is what warm requests before an iteration: the file itself, or
-// with PITH_BENCH_LAZY_WARM=route only the distribution.
+// with PITH_BENCH_LAZY_WARM=other another on_demand file, or with
+// PITH_BENCH_LAZY_WARM=route only the distribution.
 func (p *benchPith) warmURL(url string) string {
-	if os.Getenv("PITH_BENCH_LAZY_WARM") == "route" {
+	switch os.Getenv("PITH_BENCH_LAZY_WARM") {
+	case "route":
 		return p.base + "/pulp/content/lazy/PULP_MANIFEST"
+	case "other":
+		return p.base + "/pulp/content/lazy/other.iso"
 	}
 	return url
 }

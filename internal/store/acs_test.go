@@ -332,3 +332,56 @@ func queryPlan(t *testing.T, s *store.Store, q string) string {
 	}
 	return b.String()
 }
+
+// LazyPlan leaves the ACS part out while no ACS exists, and notices an ACS
+// created or deleted at once: the content generation follows them
+// (migration 0074), and the presence is cached per generation.
+func TestLazyPlanFollowsACSPresence(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		acsR := acsRemote(t, s, "acs-remote")
+		plainR := acsRemote(t, s, "plain-remote")
+		hidden := acsRepo(t, s, "hidden", true, 1)
+		plain := acsRepo(t, s, "plain", false, 1)
+		// The same bytes: a unit of the plain repository, and the ACS
+		// remote's unit in what will be the ACS path's repository.
+		unit, raPlain := acsUnit(t, s, "bytes", plainR, "http://plain/bytes", 10)
+		acsMember(t, s, plain, unit, 1, nil)
+		acsUnitID, raACS := acsUnit(t, s, "bytes", acsR, "http://acs/bytes", 20)
+		acsMember(t, s, hidden, acsUnitID, 1, nil)
+		ca := caOf(t, s, unit)
+
+		plan := func() store.LazyPlan {
+			t.Helper()
+			p, err := s.LazyPlan(ctx, ca, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Sources) == 0 || p.Sources[0].RemoteArtifactID != raPlain {
+				t.Fatalf("own sources %+v, want %s", p.Sources, raPlain)
+			}
+			return p
+		}
+		if p := plan(); len(p.ACS) != 0 {
+			t.Fatalf("ACS sources %+v without any ACS", p.ACS)
+		}
+
+		a := &store.ACS{PulpType: "file.file", Name: "acs", RemoteID: acsR}
+		if err := s.InsertACS(ctx, a, []string{""}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetACSPathRepository(ctx, a.Paths[0].ID, hidden); err != nil {
+			t.Fatal(err)
+		}
+		if p := plan(); len(p.ACS) != 1 || p.ACS[0].RemoteArtifactID != raACS {
+			t.Fatalf("ACS sources %+v after the ACS was created, want %s", p.ACS, raACS)
+		}
+
+		if _, err := s.DeleteACS(ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		if p := plan(); len(p.ACS) != 0 {
+			t.Fatalf("ACS sources %+v after the ACS was deleted", p.ACS)
+		}
+	})
+}

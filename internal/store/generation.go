@@ -99,8 +99,8 @@ func (s *Store) watchGeneration() {
 }
 
 // touchesContent reports whether statement q may change the content
-// generation (see the triggers of migration 0013), so that only such
-// writes pay for re-reading it. It errs on the side of yes.
+// generation (see the triggers of migrations 0013 and 0074), so that only
+// such writes pay for re-reading it. It errs on the side of yes.
 func touchesContent(q string) bool {
 	t := strings.TrimSpace(q)
 	if len(t) < 6 {
@@ -112,6 +112,6 @@ func touchesContent(q string) bool {
 	}
 	l := strings.ToLower(q)
 	return strings.Contains(l, "distribution") || strings.Contains(l, "publication") ||
-		strings.Contains(l, "content_guard") ||
+		strings.Contains(l, "content_guard") || strings.Contains(l, "alternate_content_sources") ||
 		(strings.Contains(l, "delete") && (strings.Contains(l, "repositor") || strings.Contains(l, "remote")))
 }

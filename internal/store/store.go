@@ -40,6 +40,8 @@ type Store struct {
 	aead cipher.AEAD
 	// gen is the content generation, kept in memory (generation.go).
 	gen contentGen
+	// acs caches whether any alternate content source exists (lazy.go).
+	acs acsPresence
 	// bg ends background watchers on Close.
 	bg       context.Context
 	bgCancel context.CancelFunc

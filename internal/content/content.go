@@ -358,22 +358,26 @@ func (h *Handler) membershipOfContent() string {
 var membership = membershipFrom(2)
 
 // lookup finds what a publication serves at rel: published files first,
-// then pass-through content of its version.
-func (h *Handler) lookup(ctx context.Context, pub *publication, rel string) (*file, error) {
+// then pass-through content of its version. With contentOnly (the path
+// index knows rel is content, and a complete publication's files do not
+// change) it looks for content alone.
+func (h *Handler) lookup(ctx context.Context, pub *publication, rel string, contentOnly bool) (*file, error) {
 	f := &file{}
-	err := h.Store.QueryRow(ctx, `SELECT COALESCE(pa.artifact_id, ca.artifact_id), pa.content_artifact_id, pa.created, pa.artifact_id IS NOT NULL
+	if !contentOnly {
+		err := h.Store.QueryRow(ctx, `SELECT COALESCE(pa.artifact_id, ca.artifact_id), pa.content_artifact_id, pa.created, pa.artifact_id IS NOT NULL
 		FROM published_artifacts pa LEFT JOIN content_artifacts ca ON ca.id = pa.content_artifact_id WHERE pa.publication_id = $1 AND pa.relative_path = $2`,
-		pub.id, rel).Scan(&f.artifactID, &f.contentArtifactID, &f.added, &f.metadata)
-	if err == nil {
-		return f, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("lookup published file: %w", err)
+			pub.id, rel).Scan(&f.artifactID, &f.contentArtifactID, &f.added, &f.metadata)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("lookup published file: %w", err)
+		}
 	}
 	if !pub.passThrough {
 		return nil, nil
 	}
-	err = h.Store.QueryRow(ctx, `SELECT ca.artifact_id, ca.id, rc.created FROM content_artifacts ca
+	err := h.Store.QueryRow(ctx, `SELECT ca.artifact_id, ca.id, rc.created FROM content_artifacts ca
 		CROSS JOIN `+h.membershipOfContent()+`
 		WHERE rc.content_id = ca.content_id AND ca.relative_path = $1 AND `+membership+` LIMIT 1`, rel, pub.repoID, pub.number).Scan(&f.artifactID, &f.contentArtifactID, &f.added)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -387,12 +391,15 @@ func (h *Handler) lookup(ctx context.Context, pub *publication, rel string) (*fi
 
 func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapshot, d *distribution, pub *publication, rel string) error {
 	ctx := r.Context()
-	absent := false // the index knows rel is not in pub
+	absent := false      // the index knows rel is not in pub
+	contentOnly := false // the index knows rel is content, not a published file
 	if idx := h.indexes.get(pub); idx != nil {
 		e := h.indexes.lookup(idx, rel)
 		switch {
 		case e == nil:
 			absent = true
+		case e.ask:
+			contentOnly = e.content
 		case !e.ask:
 			err := h.serveArtifact(w, r, e.blob(), rel, e.added, h.cacheControl(d, e.metadata))
 			if !isGone(err) {
@@ -421,7 +428,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapsh
 			epoch = h.Lazy.Epoch()
 		}
 		var err error
-		if f, err = h.lookupShared(ctx, pub, rel); err != nil {
+		if f, err = h.lookupShared(ctx, pub, rel, contentOnly); err != nil {
 			return err
 		}
 	}
@@ -433,7 +440,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, snap *snapsh
 			return err
 		}
 		for _, p := range prev {
-			if f, err = h.lookup(ctx, p, rel); err != nil {
+			if f, err = h.lookup(ctx, p, rel, false); err != nil {
 				return err
 			}
 			if f != nil {

@@ -50,6 +50,9 @@ type indexEntry struct {
 	file     string // "" when it is storage.ArtifactName of the digest
 	metadata bool   // written by the publication, not content
 	ask      bool   // not (known to be) stored: look it up in the database
+	// content: a unit of a pass-through publication's version, not a
+	// published file, so the database lookup need not ask for one.
+	content bool
 }
 
 // pathIndex is a publication's index, sorted by the first path hash.
@@ -193,11 +196,11 @@ func (h *Handler) buildIndex(ctx context.Context, pub *publication, max int) (*p
 		e     indexEntry
 	}
 	var rows []row
-	add := func(rel string, added int64, metadata bool, sha, file sql.NullString, size sql.NullInt64) error {
+	add := func(rel string, added int64, metadata, content bool, sha, file sql.NullString, size sql.NullInt64) error {
 		if len(rows) >= max {
 			return errIndexTooLarge
 		}
-		e := indexEntry{check: maphash.String(x.seed2, rel), added: added, metadata: metadata}
+		e := indexEntry{check: maphash.String(x.seed2, rel), added: added, metadata: metadata, content: content}
 		if !sha.Valid || !size.Valid || hex.DecodedLen(len(sha.String)) != 32 {
 			e.ask = true
 		} else if _, err := hex.Decode(e.sha256[:], []byte(sha.String)); err != nil {
@@ -211,7 +214,7 @@ func (h *Handler) buildIndex(ctx context.Context, pub *publication, max int) (*p
 		rows = append(rows, row{key: maphash.String(x.seed1, rel), order: len(rows), e: e})
 		return nil
 	}
-	scan := func(q string, args ...any) error {
+	scan := func(content bool, q string, args ...any) error {
 		rs, err := h.Store.Query(ctx, q, args...)
 		if err != nil {
 			return err
@@ -226,20 +229,20 @@ func (h *Handler) buildIndex(ctx context.Context, pub *publication, max int) (*p
 			if err := rs.Scan(&rel, &added, &metadata, &sha, &size, &file); err != nil {
 				return err
 			}
-			if err := add(rel, added, metadata, sha, file, size); err != nil {
+			if err := add(rel, added, metadata, content, sha, file, size); err != nil {
 				return err
 			}
 		}
 		return rs.Err()
 	}
-	err := scan(`SELECT pa.relative_path, pa.created, pa.artifact_id IS NOT NULL, a.sha256, a.size, a.file
+	err := scan(false, `SELECT pa.relative_path, pa.created, pa.artifact_id IS NOT NULL, a.sha256, a.size, a.file
 		FROM published_artifacts pa LEFT JOIN content_artifacts ca ON ca.id = pa.content_artifact_id
 		LEFT JOIN artifacts a ON a.id = COALESCE(pa.artifact_id, ca.artifact_id) WHERE pa.publication_id = $1`, pub.id)
 	if err != nil {
 		return nil, fmt.Errorf("index publication %s: %w", pub.id, err)
 	}
 	if pub.passThrough {
-		err := scan(`SELECT ca.relative_path, rc.created, FALSE, a.sha256, a.size, a.file
+		err := scan(true, `SELECT ca.relative_path, rc.created, FALSE, a.sha256, a.size, a.file
 			FROM repository_content rc JOIN content_artifacts ca ON ca.content_id = rc.content_id
 			LEFT JOIN artifacts a ON a.id = ca.artifact_id WHERE `+membershipFrom(1), pub.repoID, pub.number)
 		if err != nil {

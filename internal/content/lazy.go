@@ -40,9 +40,9 @@ func (h *Handler) resolveShared(ctx context.Context, gen int64, distID string) (
 // lookupShared is lookup, shared by the concurrent requests for one path
 // of one publication. The query runs without the first caller's
 // cancellation, since others wait for it.
-func (h *Handler) lookupShared(ctx context.Context, pub *publication, rel string) (*file, error) {
+func (h *Handler) lookupShared(ctx context.Context, pub *publication, rel string, contentOnly bool) (*file, error) {
 	v, err, _ := h.shared.lookups.Do(pub.id+"\x00"+rel, func() (any, error) {
-		return h.lookup(context.WithoutCancel(ctx), pub, rel)
+		return h.lookup(context.WithoutCancel(ctx), pub, rel, contentOnly)
 	})
 	if err != nil {
 		return nil, err

@@ -117,7 +117,7 @@ func (h *Handler) isDir(ctx context.Context, pub *publication, dir string) (bool
 // the directory's entries.
 func (h *Handler) serveDirectory(w http.ResponseWriter, r *http.Request, d *distribution, pub *publication, dir string) error {
 	ctx := r.Context()
-	if f, err := h.lookup(ctx, pub, dir+"index.html"); err != nil {
+	if f, err := h.lookup(ctx, pub, dir+"index.html", false); err != nil {
 		return err
 	} else if f != nil && f.artifactID != nil {
 		a, err := h.Store.GetArtifact(ctx, *f.artifactID)

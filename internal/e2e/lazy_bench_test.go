@@ -17,9 +17,10 @@ package e2e
 // single-flight fetch, spooling, verification and commit. Before each
 // iteration a HEAD of the file warms the server (routing, connections, and
 // the lookups of the file's path and sources, which the content app keeps
-// a few seconds); with PITH_BENCH_LAZY_WARM=other the HEAD is of another
-// on_demand file of the repository, so the GET pays the lookups of a path
-// nobody asked for before on a server whose connections have run them;
+// a few seconds); with PITH_BENCH_LAZY_WARM=other a GET of another, tiny
+// on_demand file of the repository (fetched and committed) comes first
+// instead, so the GET pays every lookup of a path nobody asked for before,
+// on a server that has served lazy content before, as one in use has;
 // with PITH_BENCH_LAZY_WARM=route the HEAD is of the repository's
 // PULP_MANIFEST, so the GET is also the first lazy request of a fresh
 // process (its database connections have never run those lookups). Between
@@ -221,13 +222,20 @@ func (p *benchPith) warmURL(url string) string {
 
 // warm makes sure the server has routed this path before (its caches and
 // database connections are warm, as on a server in use): a HEAD, which
-// lazy content answers from metadata without fetching.
+// lazy content answers from metadata without fetching; for the other file,
+// a whole GET.
 func (p *benchPith) warm(url string) {
 	p.b.Helper()
-	resp, err := http.Head(url)
+	method := http.MethodHead
+	if strings.HasSuffix(url, "/other.iso") {
+		method = http.MethodGet
+	}
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		p.b.Fatal(err)
 	}
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		p.b.Fatalf("HEAD %s: %d", url, resp.StatusCode)

@@ -451,9 +451,6 @@ func TestLazyClientLeavesAtTenPercent(t *testing.T) {
 	})
 }
 
-// TestLazyRangeOnUncachedCommitsWhole: a Range request on uncached
-// content gets its 206 while the whole artifact is fetched once and
-// committed.
 // TestLazyShutdownLetsFetchLand: SIGTERM while an on_demand fetch goes on
 // without clients waits for it, so its artifact is committed rather than
 // lost with the spool, and after a restart the file is a local hit.
@@ -499,6 +496,9 @@ func TestLazyShutdownLetsFetchLand(t *testing.T) {
 	})
 }
 
+// TestLazyRangeOnUncachedCommitsWhole: a Range request on uncached
+// content gets its 206 while the whole artifact is fetched once and
+// committed.
 func TestLazyRangeOnUncachedCommitsWhole(t *testing.T) {
 	backends(t, func(t *testing.T, p *instance) {
 		data := randBytes(1 << 20)

@@ -234,6 +234,7 @@ func (f *Fetcher) join(req Request) (fl *flight, leader bool) {
 		fl = newFlight(f, req)
 		fl.clients = 1
 		fl.fail(ErrClosed)
+		fl.cancel(ErrClosed) // never flies: release its timer now
 		return fl, false
 	}
 	if fl := f.flights[req.key()]; fl != nil {

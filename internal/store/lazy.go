@@ -119,23 +119,26 @@ func (s *Store) LazyPlan(ctx context.Context, contentArtifactID, repositoryID st
 // going bump, migration 0074), whether any alternate content source
 // exists.
 type acsPresence struct {
-	gen atomic.Int64 // the generation any was read at; 0: never
-	any atomic.Bool
+	seen atomic.Pointer[acsSeen] // nil: never asked
+}
+
+type acsSeen struct {
+	gen    int64 // read before the query, so a later change moves past it
+	exists bool
 }
 
 // anyACS reports whether an alternate content source exists, asking the
 // database once per content generation.
 func (s *Store) anyACS(ctx context.Context) (bool, error) {
 	gen := s.ContentGeneration(ctx)
-	if s.acs.gen.Load() == gen {
-		return s.acs.any.Load(), nil
+	if seen := s.acs.seen.Load(); seen != nil && seen.gen == gen {
+		return seen.exists, nil
 	}
 	var exists bool
 	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM alternate_content_sources)`).Scan(&exists); err != nil {
 		return false, fmt.Errorf("look for alternate content sources: %w", err)
 	}
-	s.acs.any.Store(exists)
-	s.acs.gen.Store(gen)
+	s.acs.seen.Store(&acsSeen{gen: gen, exists: exists})
 	return exists, nil
 }
 

@@ -496,6 +496,50 @@ func TestLazyShutdownLetsFetchLand(t *testing.T) {
 	})
 }
 
+// TestLazyInterruptCancelsFetch: SIGINT cancels a fetch in flight at once,
+// as it cancels running tasks: pith exits without waiting for the
+// upstream, leaves no spool and stores nothing, and after a restart the
+// file is fetched afresh.
+func TestLazyInterruptCancelsFetch(t *testing.T) {
+	backends(t, func(t *testing.T, p *instance) {
+		data := randBytes(1 << 20)
+		up := newFaultyUpstream(t, map[string][]byte{"i.iso": data})
+		faultyRepo(t, p, "si", up, "on_demand")
+		gate := up.hold("i.iso")
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", p.base+"/pulp/content/si/i.iso", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		resp.Body.Close()
+
+		p.signal(syscall.SIGINT)
+		p.waitExit(10 * time.Second)
+		if up.canceled.Load() == 0 {
+			t.Fatal("the upstream request was not dropped")
+		}
+		if left := spoolLeft(t, p); len(left) != 0 {
+			t.Fatalf("temp files left after shutdown: %v", left)
+		}
+		close(gate)
+		p.start()
+		if artifactOf(t, p, "i.iso") != "" {
+			t.Fatal("a canceled fetch was committed")
+		}
+		if got := p.get("/pulp/content/si/i.iso"); got.code != 200 || !bytes.Equal(got.body, data) {
+			t.Fatalf("after restart: %d, %d bytes", got.code, len(got.body))
+		}
+		if n := up.count("i.iso"); n != 2 {
+			t.Fatalf("upstream requests = %d, want 2", n)
+		}
+	})
+}
+
 // TestLazyRangeOnUncachedCommitsWhole: a Range request on uncached
 // content gets its 206 while the whole artifact is fetched once and
 // committed.

@@ -275,12 +275,16 @@ func (f *Fetcher) Close(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	f.mu.Lock()
+	n := len(f.flights)
 	for _, fl := range f.flights {
 		fl.cancel(ErrClosed)
 	}
 	f.mu.Unlock()
 	<-landed
-	return fmt.Errorf("lazy: close: %w", ctx.Err())
+	if n == 0 {
+		return nil // they landed meanwhile
+	}
+	return fmt.Errorf("lazy: close: %d fetches canceled: %w", n, ctx.Err())
 }
 
 // land removes a finished flight so later requests start afresh (or find

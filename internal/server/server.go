@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,8 +59,10 @@ type Server struct {
 	// pullThrough records content fetched by pull-through distributions.
 	pullThrough *file.PullThrough
 	// lazy fetches uncached content for the content app; Run lets its
-	// fetches land before returning.
-	lazy    *lazy.Fetcher
+	// fetches land before returning, unless Shutdown was told to cancel
+	// what runs (cancelFetches).
+	lazy          *lazy.Fetcher
+	cancelFetches atomic.Bool
 	handler http.Handler
 	lock    *os.File
 	name    string
@@ -321,7 +324,14 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.lazy != nil {
 		// An on_demand fetch whose clients left still commits, within the
 		// same deadline; past it, it is canceled and its spool removed.
-		if err := s.lazy.Close(sctx); err != nil {
+		// SIGINT cancels at once, as it does running tasks.
+		lctx := sctx
+		if s.cancelFetches.Load() {
+			c, cancel := context.WithCancel(sctx)
+			cancel()
+			lctx = c
+		}
+		if err := s.lazy.Close(lctx); err != nil {
 			s.log.Warn("lazy fetches canceled at shutdown", "err", err)
 		}
 	}
@@ -354,6 +364,9 @@ func (s *Server) heartbeat(ctx context.Context, app string) {
 // Shutdown stops the task workers: with cancelRunning, running tasks are
 // canceled (SIGINT); otherwise they may finish within the timeout (SIGTERM).
 func (s *Server) Shutdown(ctx context.Context, cancelRunning bool) error {
+	// Lazy fetches follow the same rule; Run closes them after the HTTP
+	// server, which stops once Shutdown has returned.
+	s.cancelFetches.Store(cancelRunning)
 	if s.pullThrough != nil {
 		// Dispatch the batches of pull-through content still waiting, so
 		// a restart does not lose their repository versions.

@@ -63,9 +63,9 @@ type Server struct {
 	// what runs (cancelFetches).
 	lazy          *lazy.Fetcher
 	cancelFetches atomic.Bool
-	handler http.Handler
-	lock    *os.File
-	name    string
+	handler       http.Handler
+	lock          *os.File
+	name          string
 
 	mu      sync.Mutex
 	httpSrv *http.Server

@@ -84,8 +84,9 @@ func newRateUpstream(b *testing.B, size int64) *rateUpstream {
 	return u
 }
 
-// otherFile is a second on_demand file of the benchmark repository, for
-// PITH_BENCH_LAZY_WARM=other; it is never fetched, only asked with HEAD.
+// otherFile is a second on_demand file of the benchmark repository, which
+// PITH_BENCH_LAZY_WARM=other fetches before each iteration; its upstream
+// requests are not counted with the big file's.
 var otherFile = []byte("another file of the repository\n")
 
 var otherSHA256 = func() string { h := sha256.Sum256(otherFile); return hex.EncodeToString(h[:]) }()

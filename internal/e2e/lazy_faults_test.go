@@ -451,26 +451,35 @@ func TestLazyClientLeavesAtTenPercent(t *testing.T) {
 	})
 }
 
+// leaveHeldFetch syncs a 1 MiB file name on_demand into repository repo,
+// holds its upstream after the first chunk, and has a client read 1000
+// bytes and leave: an on_demand fetch in flight without clients.
+func leaveHeldFetch(t *testing.T, p *instance, repo, name string) (data []byte, up *faultyUpstream, gate chan struct{}) {
+	t.Helper()
+	data = randBytes(1 << 20)
+	up = newFaultyUpstream(t, map[string][]byte{name: data})
+	faultyRepo(t, p, repo, up, "on_demand")
+	gate = up.hold(name)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", p.base+"/pulp/content/"+repo+"/"+name, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	return data, up, gate
+}
+
 // TestLazyShutdownLetsFetchLand: SIGTERM while an on_demand fetch goes on
 // without clients waits for it, so its artifact is committed rather than
 // lost with the spool, and after a restart the file is a local hit.
 func TestLazyShutdownLetsFetchLand(t *testing.T) {
 	backends(t, func(t *testing.T, p *instance) {
-		data := randBytes(1 << 20)
-		up := newFaultyUpstream(t, map[string][]byte{"d.iso": data})
-		faultyRepo(t, p, "sd", up, "on_demand")
-		gate := up.hold("d.iso")
-		ctx, cancel := context.WithCancel(context.Background())
-		req, _ := http.NewRequestWithContext(ctx, "GET", p.base+"/pulp/content/sd/d.iso", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-		resp.Body.Close()
+		data, up, gate := leaveHeldFetch(t, p, "sd", "d.iso")
 
 		p.signal(syscall.SIGTERM)
 		select {
@@ -502,21 +511,7 @@ func TestLazyShutdownLetsFetchLand(t *testing.T) {
 // file is fetched afresh.
 func TestLazyInterruptCancelsFetch(t *testing.T) {
 	backends(t, func(t *testing.T, p *instance) {
-		data := randBytes(1 << 20)
-		up := newFaultyUpstream(t, map[string][]byte{"i.iso": data})
-		faultyRepo(t, p, "si", up, "on_demand")
-		gate := up.hold("i.iso")
-		ctx, cancel := context.WithCancel(context.Background())
-		req, _ := http.NewRequestWithContext(ctx, "GET", p.base+"/pulp/content/si/i.iso", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-		resp.Body.Close()
+		data, up, gate := leaveHeldFetch(t, p, "si", "i.iso")
 
 		p.signal(syscall.SIGINT)
 		p.waitExit(10 * time.Second)
